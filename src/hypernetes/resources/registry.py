@@ -39,6 +39,8 @@ class ResourceType:
     """For CRD-served kinds: the version's `openAPIV3Schema`."""
     crd_name: str | None = None
     """For CRD-served kinds: the name of the defining CustomResourceDefinition."""
+    printer_columns: tuple[dict[str, Any], ...] = dataclasses.field(default=(), compare=False)
+    """For CRD-served kinds: the version's `additionalPrinterColumns`."""
 
     @property
     def singular(self) -> str:
@@ -77,9 +79,16 @@ def _core(kind: str, plural: str, namespaced: bool = True, **kw: Any) -> Resourc
 _ALL = ("all",)
 
 BUILTIN: tuple[ResourceType, ...] = (
-    _core("Namespace", "namespaces", False, short_names=("ns",), subresources=("status", "finalize")),
-    _core("Pod", "pods", short_names=("po",), categories=_ALL,
-          subresources=("status", "log", "exec", "attach", "binding", "eviction")),
+    _core(
+        "Namespace", "namespaces", False, short_names=("ns",), subresources=("status", "finalize")
+    ),
+    _core(
+        "Pod",
+        "pods",
+        short_names=("po",),
+        categories=_ALL,
+        subresources=("status", "log", "exec", "attach", "binding", "eviction"),
+    ),
     _core("Service", "services", short_names=("svc",), categories=_ALL, subresources=("status",)),
     _core("Endpoints", "endpoints", short_names=("ep",)),
     _core("ConfigMap", "configmaps", short_names=("cm",)),
@@ -87,21 +96,52 @@ BUILTIN: tuple[ResourceType, ...] = (
     _core("ServiceAccount", "serviceaccounts", short_names=("sa",), subresources=("token",)),
     _core("Event", "events", short_names=("ev",)),
     _core("Node", "nodes", False, short_names=("no",), subresources=("status",)),
-    _core("PersistentVolume", "persistentvolumes", False, short_names=("pv",),
-          subresources=("status",)),
-    _core("PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",),
-          subresources=("status",)),
+    _core(
+        "PersistentVolume",
+        "persistentvolumes",
+        False,
+        short_names=("pv",),
+        subresources=("status",),
+    ),
+    _core(
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        short_names=("pvc",),
+        subresources=("status",),
+    ),
     _core("ResourceQuota", "resourcequotas", short_names=("quota",), subresources=("status",)),
     _core("LimitRange", "limitranges", short_names=("limits",)),
-    ResourceType("apps", "v1", "Deployment", "deployments", True, short_names=("deploy",),
-                 categories=_ALL, subresources=("status", "scale"),
-                 definition="io.k8s.api.apps.v1.Deployment"),
-    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, short_names=("rs",),
-                 categories=_ALL, subresources=("status", "scale"),
-                 definition="io.k8s.api.apps.v1.ReplicaSet"),
+    ResourceType(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        True,
+        short_names=("deploy",),
+        categories=_ALL,
+        subresources=("status", "scale"),
+        definition="io.k8s.api.apps.v1.Deployment",
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        True,
+        short_names=("rs",),
+        categories=_ALL,
+        subresources=("status", "scale"),
+        definition="io.k8s.api.apps.v1.ReplicaSet",
+    ),
     *(
-        ResourceType("rbac.authorization.k8s.io", "v1", kind, plural, namespaced,
-                     definition=f"io.k8s.api.rbac.v1.{kind}")
+        ResourceType(
+            "rbac.authorization.k8s.io",
+            "v1",
+            kind,
+            plural,
+            namespaced,
+            definition=f"io.k8s.api.rbac.v1.{kind}",
+        )
         for kind, plural, namespaced in (
             ("Role", "roles", True),
             ("RoleBinding", "rolebindings", True),
@@ -109,14 +149,26 @@ BUILTIN: tuple[ResourceType, ...] = (
             ("ClusterRoleBinding", "clusterrolebindings", False),
         )
     ),
-    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True,
-                 definition="io.k8s.api.coordination.v1.Lease"),
-    ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
-                 "customresourcedefinitions", False, short_names=("crd", "crds"),
-                 subresources=("status",),
-                 definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
-                 "CustomResourceDefinition"),
-)  # fmt: skip
+    ResourceType(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        True,
+        definition="io.k8s.api.coordination.v1.Lease",
+    ),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        short_names=("crd", "crds"),
+        subresources=("status",),
+        definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
+        "CustomResourceDefinition",
+    ),
+)
 
 
 class Registry:

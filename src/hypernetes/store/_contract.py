@@ -112,7 +112,8 @@ class Watch(abc.ABC):
     """An ordered stream of events; iterate it, close it when done."""
 
     @abc.abstractmethod
-    def __aiter__(self) -> AsyncIterator[Event]: ...
+    def __aiter__(self) -> AsyncIterator[Event]:
+        """Iterate events. Cancelling a pending `__anext__` loses no event."""
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -218,14 +219,20 @@ class QueueWatch(Watch):
         if not self._closed:
             self._fail(error)
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, StoreError):
-                raise item
-            yield item
+    def __aiter__(self) -> QueueWatch:
+        return self
+
+    async def __anext__(self) -> Event:
+        # A plain awaitable (not an async generator), so that a caller may
+        # cancel a wait (for a timeout) without ending the watch.
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)  # stay ended for later calls
+            raise StopAsyncIteration
+        if isinstance(item, StoreError):
+            self._queue.put_nowait(item)
+            raise item
+        return item
 
     def close(self) -> None:
         if not self._closed:

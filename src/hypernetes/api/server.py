@@ -1,0 +1,332 @@
+"""The API server: HTTPS, authentication, routing and the server's own lifecycle.
+
+`Server` owns the store, the registry of served kinds and the aiohttp
+application. On start it makes (once) the cluster CA and certificates under
+the data dir, creates the built-in namespaces, and writes
+`admin.kubeconfig` before it reports ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from hypernetes import __version__
+from hypernetes.api import discovery, errors, openapi, pki
+from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User, masters_only
+from hypernetes.api.crds import CRDFollower
+from hypernetes.api.objects import Objects
+from hypernetes.api.request import Target, parse_target
+from hypernetes.api.rest import ResourceAPI
+from hypernetes.resources.registry import Registry
+from hypernetes.resources.schema import KUBERNETES_VERSION
+from hypernetes.store import SQLiteStore, Store
+
+log = logging.getLogger(__name__)
+
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+COMPACT_INTERVAL = 300.0
+"""Seconds between compactions; each keeps the history of the last interval, as kube."""
+
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 6443
+    extra_names: tuple[str, ...] = ()
+    """More host names or addresses for the serving certificate."""
+    compact_interval: float = COMPACT_INTERVAL
+    store: Store | None = None
+    """A store to use instead of the embedded SQLite file (tests, etcd)."""
+
+
+@dataclass
+class Server:
+    config: ServerConfig
+    registry: Registry = field(default_factory=Registry)
+    authenticator: Authenticator = field(default_factory=Authenticator)
+    authorizer: Authorizer = masters_only
+    background: list[Callable[[Server], Awaitable[None]]] = field(default_factory=list)
+    """Coroutines started with the server and cancelled when it stops."""
+
+    def __post_init__(self) -> None:
+        self.store: Store | None = None
+        self.objects: Objects | None = None
+        self.api: ResourceAPI | None = None
+        self.runner: web.AppRunner | None = None
+        self.port = self.config.port
+        self._tasks: list[asyncio.Task[None]] = []
+        self.openapi = openapi.OpenAPICache(self.registry)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.config.host}:{self.port}"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.config.data_dir / "admin.kubeconfig"
+
+    async def start(self) -> None:
+        data = self.config.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)
+        self.store = self.config.store or SQLiteStore(data / "state.db")
+        self.objects = Objects(self.store)
+        self.api = ResourceAPI(self.objects, self.registry)
+        await self._bootstrap_namespaces()
+        self.crds = CRDFollower(self.objects, self.registry)
+        await self.crds.sync()
+        tls = prepare_pki(
+            data,
+            (
+                self.config.host,
+                "localhost",
+                "127.0.0.1",
+                socket.gethostname(),
+                *self.config.extra_names,
+            ),
+        )
+        app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=tls)
+        await site.start()
+        server = site._server
+        if self.config.port == 0 and server is not None:
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._tasks = [asyncio.create_task(self._compactor()), asyncio.create_task(self.crds.run())]
+        self._tasks += [asyncio.create_task(job(self)) for job in self.background]
+        write_kubeconfig(
+            self.admin_kubeconfig,
+            self.url,
+            data / "ca.crt",
+            data / "admin.crt",
+            data / "admin.key",
+            user="admin",
+        )
+        log.info("serving on %s; admin kubeconfig %s", self.url, self.admin_kubeconfig)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.store is not None:
+            await self.store.close()
+
+    async def _bootstrap_namespaces(self) -> None:
+        assert self.objects is not None
+        rt = self.registry.get("", "v1", "namespaces")
+        assert rt is not None
+        for name in BUILTIN_NAMESPACES:
+            if await self.objects.find(rt, None, name) is None:
+                obj = {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": name},
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"},
+                }
+                with contextlib.suppress(errors.APIError):
+                    await self.objects.create(rt, obj)
+
+    async def _compactor(self) -> None:
+        assert self.store is not None
+        previous = 0
+        while True:
+            await asyncio.sleep(self.config.compact_interval)
+            if previous > await self.store.compacted_revision():
+                with contextlib.suppress(Exception):
+                    await self.store.compact(previous)
+            previous = await self.store.current_revision()
+
+    # -- request handling ----------------------------------------------------
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.APIError as exc:
+            return web.json_response(exc.status(), status=exc.code)
+        except web.HTTPException:
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            err = errors.internal(type(exc).__name__)
+            return web.json_response(err.status(), status=err.code)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok")
+        user = await self.authenticator.authenticate(request)
+        request["user"] = user
+        target = parse_target(self.registry, path)
+        await self._authorize(request, user, target)
+        if target is not None:
+            assert self.api is not None
+            return await self.api.handle(request, target)
+        if request.method != "GET":
+            raise errors.method_not_allowed()
+        return self._non_resource(request, path)
+
+    async def _authorize(self, request: web.Request, user: User, target: Target | None) -> None:
+        verb = _VERBS.get(request.method, request.method.lower())
+        if target is None:
+            attrs = Attributes(verb=verb, path=request.path)
+        else:
+            if request.method == "GET" and target.is_collection:
+                verb = "watch" if request.query.get("watch") in ("true", "1") else "list"
+            elif request.method == "DELETE" and target.is_collection:
+                verb = "deletecollection"
+            attrs = Attributes(
+                verb=verb,
+                group=target.rt.group,
+                resource=target.rt.plural,
+                subresource=target.subresource,
+                namespace=target.namespace or "",
+                name=target.name or "",
+                path=request.path,
+            )
+        if not await self.authorizer(user, attrs):
+            what = f"{attrs.resource}{'/' + attrs.subresource if attrs.subresource else ''}"
+            where = f' in the namespace "{attrs.namespace}"' if attrs.namespace else ""
+            if target is None:
+                message = f'forbidden: User "{user.name}" cannot {verb} path "{request.path}"'
+            else:
+                scope = f'"{what}" in API group "{attrs.group}"{where}'
+                if not attrs.namespace:
+                    scope += " at the cluster scope"
+                named = f' "{attrs.name}"' if attrs.name else ""
+                message = (
+                    f'{attrs.resource}{named} is forbidden: User "{user.name}" cannot {verb} '
+                    f"resource {scope}"
+                )
+            raise errors.forbidden(message)
+
+    def _non_resource(self, request: web.Request, path: str) -> web.StreamResponse:
+        accept = request.headers.get("Accept", "")
+        aggregated = "as=APIGroupDiscoveryList" in accept and "v=v2" in accept
+        body: dict[str, Any] | None
+        headers: dict[str, str] = {}
+        if path == "/version":
+            body = version_info()
+        elif path in ("/api", "/apis") and aggregated:
+            body = discovery.aggregated(self.registry, legacy=path == "/api")
+            headers["Content-Type"] = discovery.AGGREGATED_MEDIA
+        elif path == "/api":
+            body = discovery.api_versions()
+        elif path == "/apis":
+            body = discovery.api_group_list(self.registry)
+        elif path == "/openapi/v3":
+            body = self.openapi.index()
+        elif path.startswith("/openapi/v3/"):
+            body = self.openapi.document_for_path(path[len("/openapi/v3/") :])
+        else:
+            body = self._group_discovery(path)
+        if body is None:
+            raise errors.not_found_path(path)
+        response = web.json_response(body)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    def _group_discovery(self, path: str) -> dict[str, Any] | None:
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["api"] and len(parts) == 2:
+            return discovery.resource_list(self.registry, "", parts[1])
+        if parts[:1] == ["apis"] and len(parts) == 2:
+            return discovery.api_group(self.registry, parts[1])
+        if parts[:1] == ["apis"] and len(parts) == 3:
+            return discovery.resource_list(self.registry, parts[1], parts[2])
+        return None
+
+
+def version_info() -> dict[str, str]:
+    major, minor, _ = KUBERNETES_VERSION.split(".")
+    return {
+        "major": major,
+        "minor": minor,
+        "gitVersion": f"v{KUBERNETES_VERSION}+hypernetes.{__version__}",
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "python",
+        "compiler": "cpython",
+        "platform": "linux/amd64",
+    }
+
+
+def prepare_pki(data: Path, names: tuple[str, ...]) -> ssl.SSLContext:
+    """Make the CA and certificates on first start; return the serving TLS context."""
+    ca_crt, ca_key = data / "ca.crt", data / "ca.key"
+    if not ca_crt.exists():
+        pki.write_pair(pki.create_ca(), ca_crt, ca_key)
+    ca = pki.read_pair(ca_crt, ca_key)
+    unique = tuple(dict.fromkeys(n for n in names if n and n != "0.0.0.0"))
+    pki.write_pair(
+        pki.issue(ca, "hypernetes-apiserver", server_names=unique),
+        data / "apiserver.crt",
+        data / "apiserver.key",
+    )
+    if not (data / "admin.crt").exists():
+        pki.write_pair(
+            pki.issue(ca, "admin", organisations=("system:masters",), client=True),
+            data / "admin.crt",
+            data / "admin.key",
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca_crt))
+    context.load_cert_chain(data / "apiserver.crt", data / "apiserver.key")
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def write_kubeconfig(
+    path: Path, server: str, ca: Path, cert: Path, key: Path, *, user: str
+) -> None:
+    """A kubeconfig with the credentials inlined, so it can be copied elsewhere."""
+    import base64
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "hypernetes",
+        "clusters": [
+            {
+                "name": "hypernetes",
+                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
+            }
+        ],
+        "contexts": [{"name": "hypernetes", "context": {"cluster": "hypernetes", "user": user}}],
+    }
+    pki.write_secret(path, yaml.safe_dump(config, sort_keys=False).encode())
