@@ -701,9 +701,25 @@ def to_scale(rt: ResourceType, obj: Obj) -> Obj:
         "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
         "status": {
             "replicas": (obj.get("status") or {}).get("replicas", 0),
-            "selector": labels.selector_string(selector),
+            "selector": _selector_string(selector),
         },
     }
+
+
+def _selector_string(selector: Obj) -> str:
+    """A LabelSelector in the string form Scale.status.selector carries."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(sorted(values))})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(sorted(values))})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
 
 
 def _warning_headers(warnings: list[str]) -> dict[str, str]:
