@@ -20,8 +20,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=[],
         help="extra host name or address for the serving certificate",
     )
-    p.add_argument("--compact-interval", type=float, default=300.0, metavar="SECONDS",
-                   help="how often to compact the store's history (default %(default)s)")
+    p.add_argument(
+        "--compact-interval",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how often to compact the store's history (default %(default)s)",
+    )
     p.set_defaults(func=run_server)
 
 
@@ -42,8 +47,13 @@ def run_server(args: argparse.Namespace) -> int:
     host, port = _parse_listen(args.listen)
     if args.compact_interval <= 0:
         raise CommandError("--compact-interval must be positive")
-    config = ServerConfig(Path(args.data_dir), host, port, tuple(args.advertise_name),
-                          compact_interval=args.compact_interval)
+    config = ServerConfig(
+        Path(args.data_dir),
+        host,
+        port,
+        tuple(args.advertise_name),
+        compact_interval=args.compact_interval,
+    )
 
     async def main() -> None:
         server = Server(config)

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from hypernetes.api import codec, errors, patching, strategy
+from hypernetes.api.admission import PROTECTED_NAMESPACES
 from hypernetes.api.crds import CLEANUP_FINALIZER
 from hypernetes.api.objects import Obj, Objects, now_micro, parse_resource_version
 from hypernetes.api.request import Target
@@ -517,6 +518,11 @@ class ResourceAPI:
         elif policy == "Foreground":
             extra = ("foregroundDeletion",)
         if rt.kind == "Namespace" and not rt.group:
+            if obj["metadata"]["name"] in PROTECTED_NAMESPACES:
+                raise errors.forbidden(
+                    f'namespaces "{obj["metadata"]["name"]}" is forbidden: this namespace may '
+                    "not be deleted"
+                )
             return await self._delete_namespace(request, rt, obj)
         if rt.kind == "CustomResourceDefinition":
             extra += (CLEANUP_FINALIZER,)

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from hypernetes import __version__
 from hypernetes.api import discovery, errors, openapi, pki
+from hypernetes.api.admission import namespace_lifecycle
 from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User, masters_only
 from hypernetes.api.crds import CRDFollower
 from hypernetes.api.objects import Objects
@@ -86,6 +87,7 @@ class Server:
         self.store = self.config.store or SQLiteStore(data / "state.db")
         self.objects = Objects(self.store)
         self.api = ResourceAPI(self.objects, self.registry)
+        self.api.admission.append(namespace_lifecycle(self.objects, self.registry))
         await self._bootstrap_namespaces()
         self.crds = CRDFollower(self.objects, self.registry)
         await self.crds.sync()
