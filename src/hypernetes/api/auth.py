@@ -11,38 +11,16 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from hypernetes.api import errors, pki
+from hypernetes.auth.principal import Attributes, User
 
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    groups: tuple[str, ...] = ()
-    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def is_admin(self) -> bool:
-        return "system:masters" in self.groups
+__all__ = ["Attributes", "Authenticator", "Authorizer", "TokenAuthenticator", "User"]
 
 
 TokenAuthenticator = Callable[[str], Awaitable[User | None]]
-
-
-@dataclass(frozen=True)
-class Attributes:
-    """What a request wants to do, in Kubernetes authorization terms."""
-
-    verb: str
-    group: str = ""
-    resource: str = ""
-    subresource: str = ""
-    namespace: str = ""
-    name: str = ""
-    path: str = ""
 
 
 Authorizer = Callable[[User, Attributes], Awaitable[bool]]

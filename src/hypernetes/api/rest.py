@@ -13,7 +13,7 @@ import asyncio
 import copy
 import datetime
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +37,7 @@ _MERGE_TYPES = {
 _CONFLICT_RETRIES = 5
 
 Hook = Callable[[Target, Obj, "Obj | None"], Any]
+Computed = Callable[[Any, "str | None", Obj], Awaitable[Obj]]
 
 
 class ResourceAPI:
@@ -47,9 +48,13 @@ class ResourceAPI:
         self.registry = registry
         self.admission: list[Hook] = []
         """Async callables run on create/update after validation (may raise APIError)."""
+        self.computed: dict[str, Computed] = {}
+        """Handlers of create-only kinds that are computed, not stored, by kind."""
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
+        if not target.rt.stored:
+            return await self._compute(request, target)
         if target.subresource in ("status", "scale"):
             return await self._subresource(request, target)
         if target.subresource == "finalize":
@@ -78,6 +83,15 @@ class ResourceAPI:
             if method == "DELETE":
                 return await self._delete(request, target)
         raise errors.method_not_allowed()
+
+    async def _compute(self, request: web.Request, target: Target) -> web.StreamResponse:
+        handler = self.computed.get(target.rt.kind)
+        if request.method != "POST" or not target.is_collection or handler is None:
+            raise errors.method_not_allowed()
+        body = await self._body(request)
+        self._check_type(target.rt, body)
+        result = await handler(request["user"], target.namespace, body)
+        return respond(request, target.rt, result, status=201)
 
     # -- reads ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
@@ -24,7 +25,8 @@ from aiohttp import web
 from hypernetes import __version__
 from hypernetes.api import discovery, errors, openapi, pki
 from hypernetes.api.admission import namespace_lifecycle
-from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User, masters_only
+from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User
+from hypernetes.api.authorization import RBACAuthorizer, Reviews
 from hypernetes.api.crds import CRDFollower
 from hypernetes.api.objects import Objects
 from hypernetes.api.request import Target, parse_target
@@ -59,7 +61,8 @@ class Server:
     config: ServerConfig
     registry: Registry = field(default_factory=Registry)
     authenticator: Authenticator = field(default_factory=Authenticator)
-    authorizer: Authorizer = masters_only
+    authorizer: Authorizer | None = None
+    """Defaults to RBAC (with the platform admin allowed everything)."""
     background: list[Callable[[Server], Awaitable[None]]] = field(default_factory=list)
     """Coroutines started with the server and cancelled when it stops."""
 
@@ -88,6 +91,19 @@ class Server:
         self.objects = Objects(self.store)
         self.api = ResourceAPI(self.objects, self.registry)
         self.api.admission.append(namespace_lifecycle(self.objects, self.registry))
+        rbac = RBACAuthorizer(self.objects, self.registry)
+        await rbac.bootstrap()
+        self.rbac = rbac
+        if self.authorizer is None:
+            self.authorizer = rbac
+        reviews = Reviews(rbac)
+        for kind in (
+            "SelfSubjectAccessReview",
+            "SelfSubjectRulesReview",
+            "SubjectAccessReview",
+            "LocalSubjectAccessReview",
+        ):
+            self.api.computed[kind] = functools.partial(reviews.review, kind)
         await self._bootstrap_namespaces()
         self.crds = CRDFollower(self.objects, self.registry)
         await self.crds.sync()
@@ -107,11 +123,11 @@ class Server:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=tls)
         await site.start()
-        server = site._server
-        if self.config.port == 0 and server is not None:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.config.port == 0:
+            self.port = _bound_port(site)
         self._tasks = [asyncio.create_task(self._compactor()), asyncio.create_task(self.crds.run())]
-        self._tasks += [asyncio.create_task(job(self)) for job in self.background]
+        self._tasks += [asyncio.create_task(f.run()) for f in rbac.followers]
+        self._tasks += [asyncio.ensure_future(job(self)) for job in self.background]
         write_kubeconfig(
             self.admin_kubeconfig,
             self.url,
@@ -211,6 +227,7 @@ class Server:
                 name=target.name or "",
                 path=request.path,
             )
+        assert self.authorizer is not None
         if not await self.authorizer(user, attrs):
             what = f"{attrs.resource}{'/' + attrs.subresource if attrs.subresource else ''}"
             where = f' in the namespace "{attrs.namespace}"' if attrs.namespace else ""
@@ -263,6 +280,12 @@ class Server:
         if parts[:1] == ["apis"] and len(parts) == 3:
             return discovery.resource_list(self.registry, parts[1], parts[2])
         return None
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1])
 
 
 def version_info() -> dict[str, str]:

@@ -39,6 +39,8 @@ class ResourceType:
     """For CRD-served kinds: the version's `openAPIV3Schema`."""
     crd_name: str | None = None
     """For CRD-served kinds: the name of the defining CustomResourceDefinition."""
+    stored: bool = True
+    """False for create-only kinds the server computes (access reviews, ...)."""
     printer_columns: tuple[dict[str, Any], ...] = dataclasses.field(default=(), compare=False)
     """For CRD-served kinds: the version's `additionalPrinterColumns`."""
 
@@ -156,6 +158,24 @@ BUILTIN: tuple[ResourceType, ...] = (
         "leases",
         True,
         definition="io.k8s.api.coordination.v1.Lease",
+    ),
+    *(
+        ResourceType(
+            "authorization.k8s.io",
+            "v1",
+            kind,
+            plural,
+            kind.startswith("Local"),
+            verbs=("create",),
+            stored=False,
+            definition=f"io.k8s.api.authorization.v1.{kind}",
+        )
+        for kind, plural in (
+            ("SelfSubjectAccessReview", "selfsubjectaccessreviews"),
+            ("SelfSubjectRulesReview", "selfsubjectrulesreviews"),
+            ("SubjectAccessReview", "subjectaccessreviews"),
+            ("LocalSubjectAccessReview", "localsubjectaccessreviews"),
+        )
     ),
     ResourceType(
         "apiextensions.k8s.io",
