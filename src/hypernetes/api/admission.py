@@ -13,10 +13,11 @@ from typing import Any
 from hypernetes.api import errors
 from hypernetes.api.objects import Objects
 from hypernetes.api.request import Target
+from hypernetes.auth.principal import User
 from hypernetes.resources.registry import Registry
 
 Obj = dict[str, Any]
-Admission = Callable[[Target, Obj, "Obj | None"], Awaitable[None]]
+Admission = Callable[[User, Target, Obj, "Obj | None"], Awaitable[None]]
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
@@ -25,7 +26,7 @@ def namespace_lifecycle(objects: Objects, registry: Registry) -> Admission:
     namespaces = registry.get("", "v1", "namespaces")
     assert namespaces is not None
 
-    async def admit(target: Target, obj: Obj, old: Obj | None) -> None:
+    async def admit(user: User, target: Target, obj: Obj, old: Obj | None) -> None:
         if old is not None or not target.rt.namespaced or not target.namespace:
             return
         ns = await objects.find(namespaces, None, target.namespace)

@@ -16,7 +16,7 @@ from hypernetes.api import errors
 from hypernetes.api.follower import Follower
 from hypernetes.api.objects import Objects
 from hypernetes.auth.principal import Attributes, User
-from hypernetes.auth.rbac import RBAC, Rule
+from hypernetes.auth.rbac import RBAC, Rule, covers
 from hypernetes.resources.registry import Registry
 
 Obj = dict[str, Any]
@@ -159,6 +159,53 @@ class RBACAuthorizer:
 
 def _bootstrap_labels() -> dict[str, str]:
     return {"kubernetes.io/bootstrapping": "rbac-defaults"}
+
+
+def escalation_check(authorizer: RBACAuthorizer) -> Any:
+    """Admission: no one grants, through a role or a binding, more than they hold.
+
+    As kube: creating or updating a Role/ClusterRole needs every permission
+    in it (or the `escalate` verb on it); a binding needs the permissions of
+    the role it refers to (or the `bind` verb on that role).
+    """
+
+    async def admit(user: User, target: Any, obj: Obj, old: Obj | None) -> None:
+        rt = target.rt
+        if rt.group != RBAC_GROUP or user.is_admin:
+            return
+        namespace = target.namespace or ""
+        if rt.kind in ("Role", "ClusterRole"):
+            special = Attributes(
+                verb="escalate",
+                group=RBAC_GROUP,
+                resource=rt.plural,
+                namespace=namespace,
+                name=obj["metadata"].get("name", ""),
+            )
+            rules = obj.get("rules") or []
+        else:
+            ref = obj.get("roleRef") or {}
+            plural = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
+            special = Attributes(
+                verb="bind",
+                group=RBAC_GROUP,
+                resource=plural,
+                namespace=namespace,
+                name=ref.get("name", ""),
+            )
+            rules = authorizer.rbac.role_rules(ref, namespace)
+        if await authorizer(user, special):
+            return
+        held = authorizer.rules_for(user, namespace)
+        missing = [r for r in rules if not covers(held, r)]
+        if missing:
+            raise errors.forbidden(
+                f'{rt.plural} "{obj["metadata"].get("name", "")}" is forbidden: user '
+                f'"{user.name}" is attempting to grant RBAC permissions not currently held: '
+                f"{missing}"
+            )
+
+    return admit
 
 
 class Reviews:

@@ -36,7 +36,7 @@ _MERGE_TYPES = {
 }
 _CONFLICT_RETRIES = 5
 
-Hook = Callable[[Target, Obj, "Obj | None"], Any]
+Hook = Callable[[Any, Target, Obj, "Obj | None"], Awaitable[None]]
 Computed = Callable[[Any, "str | None", Obj], Awaitable[Obj]]
 
 
@@ -47,7 +47,7 @@ class ResourceAPI:
         self.objects = objects
         self.registry = registry
         self.admission: list[Hook] = []
-        """Async callables run on create/update after validation (may raise APIError)."""
+        """Run on create/update after validation as hook(user, target, new, old); may raise."""
         self.computed: dict[str, Computed] = {}
         """Handlers of create-only kinds that are computed, not stored, by kind."""
 
@@ -194,9 +194,9 @@ class ResourceAPI:
             )
         meta["namespace"] = target.namespace
 
-    async def _admit(self, target: Target, obj: Obj, old: Obj | None) -> None:
+    async def _admit(self, request: web.Request, target: Target, obj: Obj, old: Obj | None) -> None:
         for hook in self.admission:
-            await hook(target, obj, old)
+            await hook(request["user"], target, obj, old)
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
@@ -221,7 +221,7 @@ class ResourceAPI:
             obj.pop("status", None)
         strategy.default(rt, obj)
         warnings = strategy.validate(rt, obj, None, mode)
-        await self._admit(target, obj, None)
+        await self._admit(request, target, obj, None)
         manager = _field_manager(request)
         return warnings + self._record(rt, None, obj, manager)
 
@@ -281,7 +281,7 @@ class ResourceAPI:
         rt = target.rt
         strategy.default(rt, new)
         warnings = strategy.validate(rt, new, old, mode)
-        await self._admit(target, new, old)
+        await self._admit(request, target, new, old)
         self._record(rt, old, new, _field_manager(request), subresource)
         if _same_content(old, new):
             return old, warnings  # kube does not write (or bump the revision) for no-ops
@@ -404,7 +404,7 @@ class ResourceAPI:
         obj["metadata"]["name"] = target.name
         strategy.default(target.rt, obj)
         warnings = strategy.validate(target.rt, obj, None, mode)
-        await self._admit(target, obj, None)
+        await self._admit(request, target, obj, None)
         created = await self.objects.create(target.rt, obj, dry_run=_dry_run(request))
         return respond(request, target.rt, created, status=201, warnings=warnings)
 

@@ -26,7 +26,7 @@ from hypernetes import __version__
 from hypernetes.api import discovery, errors, openapi, pki
 from hypernetes.api.admission import namespace_lifecycle
 from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User
-from hypernetes.api.authorization import RBACAuthorizer, Reviews
+from hypernetes.api.authorization import RBACAuthorizer, Reviews, escalation_check
 from hypernetes.api.crds import CRDFollower
 from hypernetes.api.objects import Objects
 from hypernetes.api.request import Target, parse_target
@@ -96,6 +96,7 @@ class Server:
         self.rbac = rbac
         if self.authorizer is None:
             self.authorizer = rbac
+        self.api.admission.append(escalation_check(rbac))
         reviews = Reviews(rbac)
         for kind in (
             "SelfSubjectAccessReview",

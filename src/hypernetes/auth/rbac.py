@@ -82,7 +82,8 @@ class RBAC:
         self._role_bindings = role_bindings
         self._cluster_role_bindings = cluster_role_bindings
 
-    def _role_rules(self, ref: Obj, namespace: str) -> list[Rule]:
+    def role_rules(self, ref: Obj, namespace: str) -> list[Rule]:
+        """The rules of the role a roleRef names (none if it does not exist)."""
         if ref.get("kind") == "ClusterRole":
             role = self._cluster_roles().get(("", ref.get("name", "")))
         else:
@@ -93,14 +94,14 @@ class RBAC:
         """Every rule granted to `user` that applies in `namespace` ("" = cluster scope)."""
         for binding in self._cluster_role_bindings().values():
             if any(subject_matches(s, user, "") for s in binding.get("subjects") or []):
-                yield from self._role_rules(binding.get("roleRef") or {}, "")
+                yield from self.role_rules(binding.get("roleRef") or {}, "")
         if not namespace:
             return
         for (ns, _), binding in self._role_bindings().items():
             if ns != namespace:
                 continue
             if any(subject_matches(s, user, ns) for s in binding.get("subjects") or []):
-                yield from self._role_rules(binding.get("roleRef") or {}, ns)
+                yield from self.role_rules(binding.get("roleRef") or {}, ns)
 
     def allowed(self, user: User, attrs: Attributes) -> bool:
         return any(rule_allows(r, attrs) for r in self.rules_for(user, attrs.namespace))
