@@ -18,7 +18,7 @@ DEFAULT_DATA_DIR = "/var/lib/hypernetes"
 
 # Modules with a `register(subparsers, common)` function, in help order.
 _COMMAND_MODULES = (
-    "hypernetes.api.cli",
+    "hypernetes.allinone",
     "hypernetes.runtime.cli",
     "hypernetes.network.cli",
 )

@@ -96,7 +96,10 @@ class ResourceAPI:
     # -- reads ---------------------------------------------------------------
 
     def _filter(self, request: web.Request, rt: ResourceType) -> Callable[[Obj], bool]:
-        label_sel = labels.parse(request.query.get("labelSelector", ""))
+        try:
+            label_sel = labels.parse(request.query.get("labelSelector", ""))
+        except labels.LabelSelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
         try:
             field_reqs = fields.parse(request.query.get("fieldSelector", ""))
             fields.check_supported(rt, field_reqs)
@@ -770,13 +773,16 @@ def respond(
             if is_list
             else {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
         )
-        body = tables.table(
-            rt,
-            items,
-            now=datetime.datetime.now(datetime.UTC),
-            include_object=request.query.get("includeObject", "Metadata"),
-            list_meta=list_meta,
-        )
+        try:
+            body = tables.table(
+                rt,
+                items,
+                now=datetime.datetime.now(datetime.UTC),
+                include_object=request.query.get("includeObject", "Metadata"),
+                list_meta=list_meta,
+            )
+        except tables.TableError as exc:
+            raise errors.bad_request(str(exc)) from None
         return web.json_response(body, status=status, headers=headers)
     if "application/yaml" in request.headers.get(
         "Accept", ""

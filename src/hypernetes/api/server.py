@@ -139,6 +139,16 @@ class Server:
         )
         log.info("serving on %s; admin kubeconfig %s", self.url, self.admin_kubeconfig)
 
+    def issue_kubeconfig(self, name: str, user: str, groups: tuple[str, ...]) -> Path:
+        """Write `DIR/<name>.kubeconfig` with a client certificate for `user` in `groups`."""
+        data = self.config.data_dir
+        ca = pki.read_pair(data / "ca.crt", data / "ca.key")
+        crt, key = data / f"{name}.crt", data / f"{name}.key"
+        pki.write_pair(pki.issue(ca, user, organisations=groups, client=True), crt, key)
+        path = data / f"{name}.kubeconfig"
+        write_kubeconfig(path, self.url, data / "ca.crt", crt, key, user=user)
+        return path
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()

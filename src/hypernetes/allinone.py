@@ -1,4 +1,10 @@
-"""`hypernetes server`: the all-in-one server command."""
+"""`hypernetes server`: the all-in-one server.
+
+It assembles the parts the way separate processes on separate machines
+would: the API server (with identity), then the controllers, which talk to
+it over HTTPS with a client certificate of their own, as any client does.
+This module sits above `api` and `controllers`, so neither imports the other.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,12 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hypernetes.cli import CommandError
+
+if TYPE_CHECKING:
+    from hypernetes.api.server import Server
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -26,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=300.0,
         metavar="SECONDS",
         help="how often to compact the store's history (default %(default)s)",
+    )
+    p.add_argument(
+        "--no-controllers",
+        action="store_true",
+        help="do not run the controllers (run them elsewhere)",
     )
     p.set_defaults(func=run_server)
 
@@ -57,6 +72,8 @@ def run_server(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         server = Server(config)
+        if not args.no_controllers:
+            server.background.append(run_controllers)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -77,3 +94,20 @@ def run_server(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+async def run_controllers(server: Server) -> None:
+    """Run the controller manager against `server`, as its own client."""
+    from hypernetes.client import Client, load_kubeconfig
+    from hypernetes.controllers import ControllerManager, default_controllers
+
+    path = server.issue_kubeconfig(
+        "controller-manager", "system:kube-controller-manager", ("system:masters",)
+    )
+    stop = asyncio.Event()
+    async with Client(load_kubeconfig(path)) as client:
+        manager = ControllerManager(client, default_controllers(client))
+        try:
+            await manager.run(stop)
+        finally:
+            stop.set()
