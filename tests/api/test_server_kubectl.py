@@ -431,3 +431,99 @@ def test_garbage_collection_background_and_orphan(api_server: RunningServer) -> 
         time.sleep(0.5)
     else:
         raise AssertionError("dependent of a deleted owner was not collected")
+
+
+def test_get_watch_streams_changes(api_server: RunningServer) -> None:
+    import subprocess
+
+    ns = _ns(api_server)
+    env = {**__import__("os").environ, "KUBECONFIG": str(api_server.kubeconfig)}
+    proc = subprocess.Popen(
+        ["kubectl", "-n", ns, "get", "cm", "-w", "--output-watch-events", "-o", "name"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        time.sleep(1.5)
+        api_server.kubectl("-n", ns, "create", "configmap", "watched")
+        api_server.kubectl("-n", ns, "delete", "configmap", "watched")
+        lines = []
+        deadline = time.time() + 20
+        assert proc.stdout is not None
+        while len(lines) < 2 and time.time() < deadline:
+            line = proc.stdout.readline()
+            if line:
+                lines.append(line.split())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert lines == [["ADDED", "configmap/watched"], ["DELETED", "configmap/watched"]]
+
+
+def test_cascade_foreground_deletes_dependents_first(api_server: RunningServer) -> None:
+    ns = _ns(api_server)
+    owner = json.loads(
+        api_server.kubectl("-n", ns, "create", "configmap", "fg", "-o", "json").stdout
+    )
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "fg",
+        "uid": owner["metadata"]["uid"],
+        "blockOwnerDeletion": True,
+    }
+    api_server.kubectl(
+        "-n",
+        ns,
+        "create",
+        "-f",
+        "-",
+        input=yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "fg-child", "ownerReferences": [ref]},
+            }
+        ),
+    )
+    api_server.kubectl(
+        "-n", ns, "delete", "cm", "fg", "--cascade=foreground", "--wait=true", "--timeout=60s"
+    )
+    for name in ("fg", "fg-child"):
+        res = api_server.kubectl("-n", ns, "get", "cm", name, check=False)
+        assert res.returncode != 0 and "NotFound" in res.stderr
+
+
+def test_delete_wait_returns_when_finalizer_released(api_server: RunningServer) -> None:
+    import subprocess
+
+    ns = _ns(api_server)
+    api_server.kubectl(
+        "-n",
+        ns,
+        "create",
+        "-f",
+        "-",
+        input=yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "w", "finalizers": ["example.com/hold"]},
+            }
+        ),
+    )
+    env = {**__import__("os").environ, "KUBECONFIG": str(api_server.kubeconfig)}
+    proc = subprocess.Popen(
+        ["kubectl", "-n", ns, "delete", "cm", "w", "--wait=true", "--timeout=60s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(2)
+    assert proc.poll() is None, "delete --wait returned while the finalizer still held"
+    api_server.kubectl(
+        "-n", ns, "patch", "cm", "w", "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
+    assert proc.wait(30) == 0
