@@ -76,7 +76,10 @@ class CRDFollower:
         for rt in crd_rules.resource_types(crd):
             version = next(v for v in crd["spec"]["versions"] if v["name"] == rt.version)
             columns = tuple(version.get("additionalPrinterColumns") or ())
-            types.append(dataclasses.replace(rt, printer_columns=columns))
+            selectable = tuple(version.get("selectableFields") or ())
+            types.append(
+                dataclasses.replace(rt, printer_columns=columns, selectable_fields=selectable)
+            )
         for rt in types:
             self.registry.add(rt)
         self.served[name] = types

@@ -272,7 +272,10 @@ class Server:
         elif path == "/openapi/v3":
             body = self.openapi.index()
         elif path.startswith("/openapi/v3/"):
-            body = self.openapi.document_for_path(path[len("/openapi/v3/") :])
+            encoded = self.openapi.encoded_for_path(path[len("/openapi/v3/") :])
+            if encoded is None:
+                raise errors.not_found_path(path)
+            return web.Response(body=encoded, content_type="application/json")
         else:
             body = self._group_discovery(path)
         if body is None:

@@ -43,6 +43,8 @@ class ResourceType:
     """False for create-only kinds the server computes (access reviews, ...)."""
     printer_columns: tuple[dict[str, Any], ...] = dataclasses.field(default=(), compare=False)
     """For CRD-served kinds: the version's `additionalPrinterColumns`."""
+    selectable_fields: tuple[dict[str, Any], ...] = dataclasses.field(default=(), compare=False)
+    """For CRD-served kinds: the version's `selectableFields`."""
 
     @property
     def singular(self) -> str:
