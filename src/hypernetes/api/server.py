@@ -31,6 +31,8 @@ from hypernetes.api.crds import CRDFollower
 from hypernetes.api.objects import Objects
 from hypernetes.api.request import Target, parse_target
 from hypernetes.api.rest import ResourceAPI
+from hypernetes.auth.identity import IdentityService, build_app
+from hypernetes.auth.identity.kube import TokenAuthenticator
 from hypernetes.resources.registry import Registry
 from hypernetes.resources.schema import KUBERNETES_VERSION
 from hypernetes.store import SQLiteStore, Store
@@ -118,7 +120,12 @@ class Server:
                 *self.config.extra_names,
             ),
         )
+        self.identity = IdentityService(self.store, data)
+        await self.identity.bootstrap(None)
+        self.authenticator.token_authenticators.append(TokenAuthenticator(self.identity))
         app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
+        # The identity API authenticates its own requests (X-Auth-Token), as Keystone does.
+        app.add_subapp("/identity", build_app(self.identity))
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self.runner.setup()
@@ -128,6 +135,7 @@ class Server:
             self.port = _bound_port(site)
         self._tasks = [asyncio.create_task(self._compactor()), asyncio.create_task(self.crds.run())]
         self._tasks += [asyncio.create_task(f.run()) for f in rbac.followers]
+        self._tasks.append(asyncio.create_task(self.identity.run_maintenance()))
         self._tasks += [asyncio.ensure_future(job(self)) for job in self.background]
         write_kubeconfig(
             self.admin_kubeconfig,
