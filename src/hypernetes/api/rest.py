@@ -282,7 +282,7 @@ class ResourceAPI:
         subresource: str = "",
     ) -> tuple[Obj, list[str]]:
         rt = target.rt
-        strategy.default(rt, new)
+        strategy.default(rt, new, old)
         warnings = strategy.validate(rt, new, old, mode)
         await self._admit(request, target, new, old)
         self._record(rt, old, new, _field_manager(request), subresource)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from hypernetes.api.objects import Objects
 from hypernetes.api.request import Target, parse_target
 from hypernetes.api.rest import ResourceAPI
 from hypernetes.auth.identity import IdentityService, build_app
+from hypernetes.auth.identity.errors import BadRequest as IdentityBadRequest
 from hypernetes.auth.identity.kube import TokenAuthenticator
 from hypernetes.resources.registry import Registry
 from hypernetes.resources.schema import KUBERNETES_VERSION
@@ -121,7 +123,12 @@ class Server:
             ),
         )
         self.identity = IdentityService(self.store, data)
-        await self.identity.bootstrap(None)
+        try:
+            await self.identity.bootstrap(None)
+        except IdentityBadRequest:
+            # First start: the identity admin gets a random password nobody knows (and
+            # nothing stores); the platform admin works with the client certificate.
+            await self.identity.bootstrap(secrets.token_urlsafe(32))
         self.authenticator.token_authenticators.append(TokenAuthenticator(self.identity))
         app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
         # The identity API authenticates its own requests (X-Auth-Token), as Keystone does.

@@ -29,7 +29,10 @@ def field_validation_mode(value: str | None) -> str:
     return value
 
 
-def default(rt: ResourceType, obj: Obj) -> None:
+def default(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
+    """Fill defaults; on update, first carry over what kube keeps from `old`."""
+    if old is not None:
+        defaults.prepare_update(rt, obj, old)
     defaults.default(rt, obj)
 
 
@@ -41,5 +44,5 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None, mode: str) -> list[str
     if result.errors:
         name = obj.get("metadata", {}).get("name", "")
         causes = [{"reason": e.type, "message": e.message, "field": e.field} for e in result.errors]
-        raise errors.invalid(rt, name, causes, validation.message(rt.kind, name, result.errors))
+        raise errors.invalid(rt, name, causes, validation.message(rt, name, result.errors))
     return list(result.warnings)
