@@ -166,7 +166,7 @@ class ResourceAPI:
         if request.content_length is not None and request.content_length > codec.MAX_BODY:
             raise errors.too_large(codec.MAX_BODY)
         raw = await _read_limited(request)
-        return codec.decode_object(raw, request.content_type)
+        return codec.decode_object(raw, _media(request))
 
     def _check_type(self, rt: ResourceType, obj: Obj) -> None:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -292,14 +292,14 @@ class ResourceAPI:
 
     async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt, name = target.rt, target.name or ""
-        patch_type = _MERGE_TYPES.get(request.content_type)
+        patch_type = _MERGE_TYPES.get(_media(request))
         if patch_type is None:
-            raise errors.unsupported_media_type(request.content_type)
+            raise errors.unsupported_media_type(_media(request))
         if patch_type == "strategic" and rt.definition is None:
-            raise errors.unsupported_media_type(request.content_type)
+            raise errors.unsupported_media_type(_media(request))
         if request.content_length is not None and request.content_length > codec.MAX_BODY:
             raise errors.too_large(codec.MAX_BODY)
-        patch = codec.decode(await _read_limited(request), request.content_type)
+        patch = codec.decode(await _read_limited(request), _media(request))
         mode = strategy.field_validation_mode(request.query.get("fieldValidation"))
         for _ in range(_CONFLICT_RETRIES):
             old = await self.objects.find(rt, target.namespace, name)
@@ -444,9 +444,9 @@ class ResourceAPI:
 
     async def _scaled(self, request: web.Request, rt: ResourceType, old: Obj) -> Obj:
         current = to_scale(rt, old)
-        raw = codec.decode(await _read_limited(request), request.content_type)
+        raw = codec.decode(await _read_limited(request), _media(request))
         if request.method == "PATCH":
-            patch_type = _MERGE_TYPES.get(request.content_type, "merge")
+            patch_type = _MERGE_TYPES.get(_media(request), "merge")
             try:
                 scale = (
                     patching.json_patch(current, raw)
@@ -486,7 +486,7 @@ class ResourceAPI:
         if request.can_read_body:
             raw = await _read_limited(request)
             if raw.strip():
-                options = codec.decode_object(raw, request.content_type or "application/json")
+                options = codec.decode_object(raw, _media(request))
         q = request.query
         if "propagationPolicy" in q:
             options["propagationPolicy"] = q["propagationPolicy"]
@@ -613,6 +613,13 @@ async def _read_limited(request: web.Request) -> bytes:
             raise errors.too_large(codec.MAX_BODY)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _media(request: web.Request) -> str:
+    """The request's media type; JSON when the client sent none (as kube assumes)."""
+    if "Content-Type" not in request.headers:
+        return codec.JSON
+    return request.content_type
 
 
 def _flag(request: web.Request, name: str) -> bool:
