@@ -453,14 +453,14 @@ def test_get_watch_streams_changes(api_server: RunningServer) -> None:
         lines = []
         deadline = time.time() + 20
         assert proc.stdout is not None
-        while len(lines) < 2 and time.time() < deadline:
+        while len(lines) < 3 and time.time() < deadline:
             line = proc.stdout.readline()
             if line and not line.startswith("EVENT"):
                 lines.append(line.split()[:2])
     finally:
         proc.kill()
         proc.wait()
-    assert lines == [["ADDED", "watched"], ["DELETED", "watched"]]
+    assert lines == [["ADDED", "first"], ["ADDED", "watched"], ["DELETED", "watched"]]
 
 
 def test_cascade_foreground_deletes_dependents_first(api_server: RunningServer) -> None:
