@@ -439,27 +439,20 @@ def test_get_watch_streams_changes(api_server: RunningServer) -> None:
     import subprocess
 
     ns = _ns(api_server)
+    api_server.kubectl("-n", ns, "create", "configmap", "first")
     env = {**__import__("os").environ, "KUBECONFIG": str(api_server.kubeconfig)}
+    # kubectl flushes its table when the watch ends: bound the watch, then read.
     proc = subprocess.Popen(
-        ["kubectl", "-n", ns, "get", "cm", "-w", "--output-watch-events", "-o", "name"],
+        ["kubectl", "-n", ns, "get", "cm", "-w", "--output-watch-events", "--request-timeout=8s"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
-    try:
-        time.sleep(1.5)
-        api_server.kubectl("-n", ns, "create", "configmap", "watched")
-        api_server.kubectl("-n", ns, "delete", "configmap", "watched")
-        lines = []
-        deadline = time.time() + 20
-        assert proc.stdout is not None
-        while len(lines) < 3 and time.time() < deadline:
-            line = proc.stdout.readline()
-            if line and not line.startswith("EVENT"):
-                lines.append(line.split()[:2])
-    finally:
-        proc.kill()
-        proc.wait()
+    time.sleep(2)
+    api_server.kubectl("-n", ns, "create", "configmap", "watched")
+    api_server.kubectl("-n", ns, "delete", "configmap", "watched")
+    out, _ = proc.communicate(timeout=30)
+    lines = [line.split()[:2] for line in out.splitlines() if not line.startswith("EVENT")]
     assert lines == [["ADDED", "first"], ["ADDED", "watched"], ["DELETED", "watched"]]
 
 
