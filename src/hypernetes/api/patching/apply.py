@@ -118,7 +118,7 @@ def apply(
     stale = (mine.fields if mine else set()) - applied - owned_by_others
     # Whole list items first (their fields go with them), unless someone else
     # still owns a field inside the item.
-    for path in sorted(stale, key=len):
+    for path in sorted(stale, key=_depth):
         if path[-1] == "." and any(o[: len(path) - 1] == path[:-1] for o in owned_by_others):
             continue
         fieldpath.remove(current, path)
@@ -128,6 +128,11 @@ def apply(
     api_version = str(config.get("apiVersion") or result.get("apiVersion") or "")
     new_mine = _Entry(manager, "Apply", "", api_version, now, applied)
     return _store(result, [*others, new_mine])
+
+
+def _depth(path: Path) -> tuple[int, Path]:
+    """Sort key: a list item ("." path) comes before the fields inside it."""
+    return (len(path) - 1 if path[-1] == "." else len(path), path)
 
 
 def _differs(config: Obj, live: Obj, path: Path) -> bool:
