@@ -205,7 +205,7 @@ class Objects:
         if _has_generation(rt):
             changed = _spec_of(rt, new) != _spec_of(rt, old)
             meta["generation"] = int(old_meta.get("generation", 1)) + (1 if changed else 0)
-        if "deletionTimestamp" in meta and not meta.get("finalizers"):
+        if "deletionTimestamp" in meta and not _held(rt, new):
             if not dry_run:
                 await self._delete_exact(rt, old)
             return new
@@ -293,6 +293,14 @@ class Objects:
             raise errors.expired(f"too old resource version: {start_revision - 1}") from None
         except FutureRevision:
             raise errors.timeout(f"Too large resource version: {start_revision - 1}") from None
+
+
+def _held(rt: ResourceType, obj: Obj) -> bool:
+    """Whether finalizers still hold a deleted object (a namespace's spec ones too)."""
+    if obj["metadata"].get("finalizers"):
+        return True
+    is_namespace = rt.kind == "Namespace" and not rt.group
+    return is_namespace and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _has_generation(rt: ResourceType) -> bool:

@@ -269,7 +269,9 @@ class ResourceAPI:
         elif rt.has_status():
             _keep(old, obj, "status")
         mode = strategy.field_validation_mode(request.query.get("fieldValidation"))
-        updated, warnings = await self._store_update(request, target, old, obj, mode)
+        updated, warnings = await self._store_update(
+            request, target, old, obj, mode, "finalize" if finalize else ""
+        )
         return respond(request, rt, updated, warnings=warnings)
 
     async def _store_update(
@@ -282,7 +284,8 @@ class ResourceAPI:
         subresource: str = "",
     ) -> tuple[Obj, list[str]]:
         rt = target.rt
-        strategy.default(rt, new, old)
+        # On the main resource kube keeps a namespace's spec.finalizers; `finalize` changes them.
+        strategy.default(rt, new, None if subresource == "finalize" else old)
         warnings = strategy.validate(rt, new, old, mode)
         await self._admit(request, target, new, old)
         self._record(rt, old, new, _field_manager(request), subresource)
