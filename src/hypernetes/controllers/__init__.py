@@ -1,0 +1,55 @@
+"""Controllers: reconcile loops that talk to the API server through `hypernetes.client`.
+
+Public API
+----------
+- ``Controller(client)`` (`runtime`): base class. Override ``async setup()``
+  (build `Informer`s, add handlers that put keys on ``self.queue``, register
+  each with ``self.watch(informer)``; ``self.spawn(coro)`` for helpers) and
+  ``async reconcile(key) -> float | None`` (raise to retry with per-key
+  exponential backoff; return seconds to look again later). ``await
+  run(stop_event)`` runs informers, waits for their caches (at most
+  `sync_timeout`), then `workers` workers until the event is set; it can be
+  run again after it returns.
+- ``WorkQueue(rate_limiter=None)`` / ``ItemBackoff(base, maximum)`` /
+  ``ShutDown`` (`queue`): per-key dedup, ``add``, ``add_after``,
+  ``add_rate_limited``, ``forget``, ``get``, ``done``, ``shutdown``.
+- ``GarbageCollector(client, *, ignored=IGNORED_RESOURCES)``
+  (`garbagecollector`): ownerReference garbage collection over every
+  discovered kind (Background, Foreground, Orphan).
+- ``NamespaceController(client)`` (`namespace`): empties terminating
+  namespaces, then drops the `kubernetes` finalizer via ``finalize``.
+- ``ControllerManager(client, controllers, *, lease_name=..., lease_namespace=
+  "kube-system", identity=None, lease_duration=15.0, renew_deadline=10.0,
+  retry_period=2.0)`` (`manager`): ``await run(stop_event)`` runs the
+  controllers only while holding the coordination.k8s.io/v1 Lease;
+  ``is_leader``, ``leading`` (an asyncio.Event), ``identity``, ``terms``.
+  ``LeaderElector`` is the lease logic alone.
+- ``default_controllers(client)``: the controllers a server runs.
+"""
+
+from __future__ import annotations
+
+from hypernetes.client import Client
+from hypernetes.controllers.garbagecollector import GarbageCollector
+from hypernetes.controllers.manager import ControllerManager, LeaderElector
+from hypernetes.controllers.namespace import NamespaceController
+from hypernetes.controllers.queue import ItemBackoff, ShutDown, WorkQueue
+from hypernetes.controllers.runtime import Controller
+
+
+def default_controllers(client: Client) -> list[Controller]:
+    """Every controller this package has, ready for a `ControllerManager`."""
+    return [GarbageCollector(client), NamespaceController(client)]
+
+
+__all__ = [
+    "Controller",
+    "ControllerManager",
+    "GarbageCollector",
+    "ItemBackoff",
+    "LeaderElector",
+    "NamespaceController",
+    "ShutDown",
+    "WorkQueue",
+    "default_controllers",
+]
