@@ -17,8 +17,11 @@ from aiohttp import web
 from hypernetes.api import errors, pki
 from hypernetes.auth.principal import Attributes, User
 
-__all__ = ["Attributes", "Authenticator", "Authorizer", "TokenAuthenticator", "User"]
+__all__ = ["USER", "Attributes", "Authenticator", "Authorizer", "TokenAuthenticator", "User"]
 
+
+USER = web.RequestKey("user", User)
+"""Where the authenticated user of a request is kept."""
 
 TokenAuthenticator = Callable[[str], Awaitable[User | None]]
 

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from hypernetes.api import codec, errors, patching, strategy
 from hypernetes.api.admission import PROTECTED_NAMESPACES
+from hypernetes.api.auth import USER
 from hypernetes.api.crds import CLEANUP_FINALIZER
 from hypernetes.api.objects import Obj, Objects, now_micro, parse_resource_version
 from hypernetes.api.request import Target
@@ -90,7 +91,7 @@ class ResourceAPI:
             raise errors.method_not_allowed()
         body = await self._body(request)
         self._check_type(target.rt, body)
-        result = await handler(request["user"], target.namespace, body)
+        result = await handler(request[USER], target.namespace, body)
         return respond(request, target.rt, result, status=201)
 
     # -- reads ---------------------------------------------------------------
@@ -199,7 +200,7 @@ class ResourceAPI:
 
     async def _admit(self, request: web.Request, target: Target, obj: Obj, old: Obj | None) -> None:
         for hook in self.admission:
-            await hook(request["user"], target, obj, old)
+            await hook(request[USER], target, obj, old)
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt

@@ -26,7 +26,7 @@ from aiohttp import web
 from hypernetes import __version__
 from hypernetes.api import discovery, errors, openapi, pki
 from hypernetes.api.admission import namespace_lifecycle
-from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User
+from hypernetes.api.auth import USER, Attributes, Authenticator, Authorizer, User
 from hypernetes.api.authorization import RBACAuthorizer, Reviews, escalation_check
 from hypernetes.api.crds import CRDFollower
 from hypernetes.api.objects import Objects
@@ -225,7 +225,7 @@ class Server:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
         user = await self.authenticator.authenticate(request)
-        request["user"] = user
+        request[USER] = user
         target = parse_target(self.registry, path)
         await self._authorize(request, user, target)
         if target is not None:
