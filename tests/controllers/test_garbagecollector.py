@@ -156,6 +156,14 @@ async def test_owner_scopes(client: Client, namespace: str) -> None:
     elsewhere = await client.create(CONFIGMAPS, configmap("far"), "default")
     await make(client, namespace, "far", [])  # same name here, another uid
     await make(client, namespace, "cross-ns", [ref(elsewhere)])
+    # An owner of a kind no server serves cannot be judged gone: kept (and retried).
+    ghost = {
+        "apiVersion": "nowhere.example.com/v1",
+        "kind": "Ghost",
+        "name": "g",
+        "uid": str(uuid.uuid4()),
+    }
+    await make(client, namespace, "of-unknown-kind", [ghost])
     # A cluster-scoped dependent cannot have a namespaced owner: never collected.
     invalid = await client.create(
         CLUSTERROLES,
@@ -179,6 +187,7 @@ async def test_owner_scopes(client: Client, namespace: str) -> None:
             )
             assert await exists(client, CLUSTERROLES, invalid["metadata"]["name"])
             assert await exists(client, CONFIGMAPS, "far", "default")
+            assert await exists(client, CONFIGMAPS, "of-unknown-kind", namespace)
     finally:
         await client.delete(CLUSTERROLES, invalid["metadata"]["name"])
         await client.delete(CONFIGMAPS, "far", "default")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-
 from hypernetes.client import CONFIGMAPS, NAMESPACES, SECRETS, ApiError, Client, Resource
 from hypernetes.controllers import NamespaceController
 
@@ -16,37 +14,12 @@ ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", True, "Role")
 HOLD = "test.hypernetes.io/hold"
 
 
-@pytest.fixture
-async def sound_server(client: Client) -> None:
-    """Skip-as-xfail while the server's namespace writes break kube semantics.
-
-    Known server bugs (reported): a write to a terminating namespace removes it
-    although `spec.finalizers` is not empty, and `finalize` cannot change
-    `spec.finalizers`. With either, no namespace controller can be correct.
-    """
-    name = f"probe-{uuid.uuid4().hex[:8]}"
-    await client.create(NAMESPACES, {"metadata": {"name": name}})
-    await client.delete(NAMESPACES, name)
-    await client.patch(
-        NAMESPACES, name, {"metadata": {"labels": {"probe": "1"}}}, subresource="status"
-    )
-    if not await exists(client, NAMESPACES, name):
-        pytest.xfail("server bug: a status write removed a namespace whose spec.finalizers remain")
-    ns = await client.get(NAMESPACES, name)
-    ns["spec"]["finalizers"] = []
-    done = await client.replace(NAMESPACES, name, ns, subresource="finalize")
-    if (done.get("spec") or {}).get("finalizers"):
-        pytest.xfail("server bug: the finalize subresource does not change spec.finalizers")
-
-
 async def conditions(client: Client, name: str) -> dict[str, dict[str, str]]:
     ns = await client.get(NAMESPACES, name)
     return {c["type"]: c for c in (ns.get("status") or {}).get("conditions") or []}
 
 
-async def test_terminating_namespace_is_emptied_then_removed(
-    client: Client, sound_server: None
-) -> None:
+async def test_terminating_namespace_is_emptied_then_removed(client: Client) -> None:
     name = f"doomed-{uuid.uuid4().hex[:8]}"
     await client.create(NAMESPACES, {"metadata": {"name": name}})
     for i in range(5):
@@ -111,9 +84,7 @@ async def ns_gone(client: Client, name: str) -> bool:
     return not await exists(client, NAMESPACES, name)
 
 
-async def test_other_finalizers_are_left_to_their_owners(
-    client: Client, sound_server: None
-) -> None:
+async def test_other_finalizers_are_left_to_their_owners(client: Client) -> None:
     name = f"shared-{uuid.uuid4().hex[:8]}"
     await client.create(
         NAMESPACES,

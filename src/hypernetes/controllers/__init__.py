@@ -23,7 +23,11 @@ Public API
   retry_period=2.0)`` (`manager`): ``await run(stop_event)`` runs the
   controllers only while holding the coordination.k8s.io/v1 Lease;
   ``is_leader``, ``leading`` (an asyncio.Event), ``identity``, ``terms``.
-  ``LeaderElector`` is the lease logic alone.
+  ``LeaderElector`` is the lease logic alone. Cancelling ``run`` stops the
+  controllers and releases the lease, like setting the event.
+- ``run_controllers(config, stop_event, *, identity=None)`` (`manager`): every
+  controller under a ControllerManager with a client of its own, e.g. as a
+  background job of the all-in-one server with its admin kubeconfig.
 - ``default_controllers(client)``: the controllers a server runs.
 """
 
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 from hypernetes.client import Client
 from hypernetes.controllers.garbagecollector import GarbageCollector
-from hypernetes.controllers.manager import ControllerManager, LeaderElector
+from hypernetes.controllers.manager import ControllerManager, LeaderElector, run_controllers
 from hypernetes.controllers.namespace import NamespaceController
 from hypernetes.controllers.queue import ItemBackoff, ShutDown, WorkQueue
 from hypernetes.controllers.runtime import Controller
@@ -52,4 +56,5 @@ __all__ = [
     "ShutDown",
     "WorkQueue",
     "default_controllers",
+    "run_controllers",
 ]
