@@ -10,6 +10,7 @@ Private keys are written with mode 0600.
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ def read_pair(cert_path: Path, key_path: Path) -> KeyPair:
     return KeyPair(cert_path.read_bytes(), key_path.read_bytes())
 
 
+@functools.lru_cache(maxsize=1024)
 def subject_of(cert_der: bytes) -> tuple[str, tuple[str, ...]]:
     """(common name, organisations) of a DER client certificate."""
     cert = x509.load_der_x509_certificate(cert_der)
