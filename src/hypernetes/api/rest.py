@@ -39,6 +39,9 @@ _CONFLICT_RETRIES = 5
 
 Hook = Callable[[Any, Target, Obj, "Obj | None"], Awaitable[None]]
 Computed = Callable[[Any, "str | None", Obj], Awaitable[Obj]]
+Scope = Callable[[Any, ResourceType], Awaitable["Callable[[Obj], bool] | None"]]
+"""scope(user, rt) -> a predicate an object must pass to be listed or watched by
+that user, or None when the user sees everything of that kind."""
 
 
 class ResourceAPI:
@@ -51,6 +54,8 @@ class ResourceAPI:
         """Run on create/update after validation as hook(user, target, new, old); may raise."""
         self.computed: dict[str, Computed] = {}
         """Handlers of create-only kinds that are computed, not stored, by kind."""
+        self.scopes: list[Scope] = []
+        """Narrow lists and watches to what the caller may see (the tenant boundary)."""
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
@@ -96,7 +101,10 @@ class ResourceAPI:
 
     # -- reads ---------------------------------------------------------------
 
-    def _filter(self, request: web.Request, rt: ResourceType) -> Callable[[Obj], bool]:
+    async def _filter(self, request: web.Request, rt: ResourceType) -> Callable[[Obj], bool]:
+        visible = [
+            p for p in [await scope(request[USER], rt) for scope in self.scopes] if p is not None
+        ]
         try:
             label_sel = labels.parse(request.query.get("labelSelector", ""))
         except labels.LabelSelectorError as exc:
@@ -108,7 +116,7 @@ class ResourceAPI:
             raise errors.bad_request(str(exc)) from None
 
         def keep(obj: Obj) -> bool:
-            return labels.matches(label_sel, obj.get("metadata", {}).get("labels") or {}) and (
+            return all(p(obj) for p in visible) and labels.matches(label_sel, obj.get("metadata", {}).get("labels") or {}) and (
                 fields.matches(rt, obj, field_reqs)
             )
 
@@ -135,7 +143,7 @@ class ResourceAPI:
         page = await self.objects.list(
             rt,
             target.namespace,
-            keep=self._filter(request, rt),
+            keep=await self._filter(request, rt),
             limit=limit,
             continue_token=q.get("continue", ""),
             revision=at,
@@ -159,7 +167,7 @@ class ResourceAPI:
         raise errors.timeout(f"Too large resource version: {rv}")
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        return await serve_watch(request, self.objects, target, self._filter(request, target.rt))
+        return await serve_watch(request, self.objects, target, await self._filter(request, target.rt))
 
     # -- writes --------------------------------------------------------------
 
@@ -570,7 +578,7 @@ class ResourceAPI:
     async def _delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         options = await self._delete_options(request)
         page = await self.objects.list(
-            target.rt, target.namespace, keep=self._filter(request, target.rt)
+            target.rt, target.namespace, keep=await self._filter(request, target.rt)
         )
         deleted = []
         for obj in page.items:

@@ -130,6 +130,7 @@ class Server:
             # nothing stores); the platform admin works with the client certificate.
             await self.identity.bootstrap(secrets.token_urlsafe(32))
         self.authenticator.token_authenticators.append(TokenAuthenticator(self.identity))
+        await self._install_platform()
         app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
         # The identity API authenticates its own requests (X-Auth-Token), as Keystone does.
         app.add_subapp("/identity", build_app(self.identity))
@@ -153,6 +154,14 @@ class Server:
             user="admin",
         )
         log.info("serving on %s; admin kubeconfig %s", self.url, self.admin_kubeconfig)
+
+    async def _install_platform(self) -> None:
+        """Install the platform's policy layers: each registers its admission hooks,
+        list scopes, computed kinds, authenticators and background jobs on `self`.
+
+        Order matters where hooks depend on each other: tenancy (ownership labels)
+        before quota and pod security, which read the owning tenant.
+        """
 
     def issue_kubeconfig(self, name: str, user: str, groups: tuple[str, ...]) -> Path:
         """Write `DIR/<name>.kubeconfig` with a client certificate for `user` in `groups`."""

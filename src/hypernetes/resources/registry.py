@@ -196,7 +196,11 @@ BUILTIN: tuple[ResourceType, ...] = (
 class Registry:
     """The set of served resource types, mutable for CRDs."""
 
-    def __init__(self, types: tuple[ResourceType, ...] = BUILTIN) -> None:
+    def __init__(self, types: tuple[ResourceType, ...] | None = None) -> None:
+        if types is None:
+            from hypernetes.resources.platform import PLATFORM_KINDS
+
+            types = (*BUILTIN, *PLATFORM_KINDS)
         self._by_path: dict[tuple[str, str, str], ResourceType] = {}
         for rt in types:
             self.add(rt)
