@@ -43,10 +43,16 @@ class RunningServer:
                 self.process.wait()
 
 
-def start_server(data_dir: Path, *extra: str) -> RunningServer:
-    """Start `hypernetes server` on a free loopback port and wait until it serves."""
+def start_server(data_dir: Path, *extra: str, agent: bool = False) -> RunningServer:
+    """Start `hypernetes server` on a free loopback port and wait until it serves.
+
+    Without `agent=True` the embedded node agent is off: a test that only needs the
+    API must not have its pods scheduled and started as VMs (tests/node turns it on).
+    """
     cmd = [sys.executable, "-m", "hypernetes.cli", "server", "--data-dir", str(data_dir),
            "--listen", "127.0.0.1:0", *extra]  # fmt: skip
+    if not agent:
+        cmd.append("--no-agent")
     log = open(data_dir.parent / f"{data_dir.name}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     assert process.stdout is not None

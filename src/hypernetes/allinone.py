@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         action="store_true",
         help="do not run the controllers (run them elsewhere)",
     )
+    p.add_argument(
+        "--no-agent",
+        action="store_true",
+        help="do not run a node agent in the server (this machine runs no pods)",
+    )
     p.set_defaults(func=run_server)
 
 
@@ -74,6 +79,10 @@ def run_server(args: argparse.Namespace) -> int:
         server = Server(config)
         if not args.no_controllers:
             server.background.append(run_controllers)
+        if not args.no_agent:
+            from hypernetes.node.embedded import run_embedded_agent
+
+            server.background.append(run_embedded_agent)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

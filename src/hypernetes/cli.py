@@ -20,7 +20,10 @@ DEFAULT_DATA_DIR = "/var/lib/hypernetes"
 _COMMAND_MODULES = (
     "hypernetes.allinone",
     "hypernetes.runtime.cli",
+    "hypernetes.node.cli",
     "hypernetes.network.cli",
+    "hypernetes.auth.cli_login",
+    "hypernetes.auth.cli_admin",
 )
 
 
@@ -67,4 +70,8 @@ class CommandError(Exception):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m hypernetes.cli`, this file is `__main__`, a second copy of the
+    # module; the subcommands raise `hypernetes.cli.CommandError`, so go through that one.
+    from hypernetes.cli import main as _main
+
+    sys.exit(_main())

@@ -15,6 +15,8 @@ from typing import Any
 from hypernetes.api import errors
 from hypernetes.api.follower import Follower
 from hypernetes.api.objects import Objects
+from hypernetes.auth.aggregation import aggregate
+from hypernetes.auth.decisioncache import DecisionCache
 from hypernetes.auth.principal import Attributes, User
 from hypernetes.auth.rbac import RBAC, Rule, covers
 from hypernetes.resources.registry import Registry
@@ -52,21 +54,23 @@ BOOTSTRAP_CLUSTER_ROLES: dict[str, list[Rule]] = {
         {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
         {"nonResourceURLs": ["*"], "verbs": ["*"]},
     ],
-    "admin": [
-        {"apiGroups": [""], "resources": _WORKLOADS, "verbs": _READ + _WRITE},
-        {"apiGroups": ["apps"], "resources": _APPS, "verbs": _READ + _WRITE},
+    # The user-facing roles aggregate, as in kube (see BOOTSTRAP_AGGREGATION): view's
+    # rules flow into edit, edit's into admin; anyone may add to them with a label.
+    "admin": [],
+    "edit": [],
+    "view": [],
+    "system:aggregate-to-admin": [
         {"apiGroups": [RBAC_GROUP], "resources": ["roles", "rolebindings"],
          "verbs": _READ + _WRITE},
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _READ + _WRITE},
-        {"apiGroups": [""], "resources": ["resourcequotas", "limitranges"], "verbs": _READ},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"],
+         "verbs": ["create"]},
     ],
-    "edit": [
+    "system:aggregate-to-edit": [
         {"apiGroups": [""], "resources": _WORKLOADS, "verbs": _READ + _WRITE},
         {"apiGroups": ["apps"], "resources": _APPS, "verbs": _READ + _WRITE},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _READ + _WRITE},
-        {"apiGroups": [""], "resources": ["resourcequotas", "limitranges"], "verbs": _READ},
     ],
-    "view": [
+    "system:aggregate-to-view": [
         {"apiGroups": [""], "resources": [r for r in _WORKLOADS if r not in (
             "secrets", "pods/exec", "pods/attach")], "verbs": _READ},
         {"apiGroups": ["apps"], "resources": _APPS, "verbs": _READ},
@@ -85,6 +89,22 @@ BOOTSTRAP_CLUSTER_ROLES: dict[str, list[Rule]] = {
          "verbs": ["create"]},
     ],
 }  # fmt: skip
+
+_TO = "rbac.authorization.k8s.io/aggregate-to-"
+BOOTSTRAP_AGGREGATION: dict[str, str] = {
+    "admin": _TO + "admin",
+    "edit": _TO + "edit",
+    "view": _TO + "view",
+}
+"""Aggregated bootstrap roles: name -> the label (value "true") selecting their parts."""
+BOOTSTRAP_ROLE_LABELS: dict[str, tuple[str, ...]] = {
+    "edit": (_TO + "admin",),
+    "view": (_TO + "edit",),
+    "system:aggregate-to-admin": (_TO + "admin",),
+    "system:aggregate-to-edit": (_TO + "edit",),
+    "system:aggregate-to-view": (_TO + "view",),
+}
+"""Aggregation labels of bootstrap roles (each set to "true")."""
 
 BOOTSTRAP_BINDINGS = {
     "cluster-admin": ("cluster-admin", "system:masters"),
@@ -114,19 +134,13 @@ class RBACAuthorizer:
             lambda: role_bindings.items,
             lambda: cluster_bindings.items,
         )
+        # Verdicts memoized until a role or binding changes (exact; see decisioncache).
+        self.decisions = DecisionCache(self.followers, self.rbac.allowed)
 
     async def bootstrap(self) -> None:
         """Create the default cluster roles and bindings that do not exist yet."""
-        for name, rules in BOOTSTRAP_CLUSTER_ROLES.items():
-            await self._ensure(
-                "clusterroles",
-                {
-                    "apiVersion": f"{RBAC_GROUP}/v1",
-                    "kind": "ClusterRole",
-                    "metadata": {"name": name, "labels": _bootstrap_labels()},
-                    "rules": rules,
-                },
-            )
+        for cluster_role in bootstrap_cluster_roles():
+            await self._ensure("clusterroles", cluster_role)
         for name, (role, group) in BOOTSTRAP_BINDINGS.items():
             await self._ensure(
                 "clusterrolebindings",
@@ -149,7 +163,7 @@ class RBACAuthorizer:
                 await self.objects.create(rt, obj)
 
     async def __call__(self, user: User, attrs: Attributes) -> bool:
-        return user.is_admin or self.rbac.allowed(user, attrs)
+        return user.is_admin or self.decisions.allowed(user, attrs)
 
     def rules_for(self, user: User, namespace: str) -> list[Rule]:
         if user.is_admin:
@@ -159,6 +173,24 @@ class RBACAuthorizer:
 
 def _bootstrap_labels() -> dict[str, str]:
     return {"kubernetes.io/bootstrapping": "rbac-defaults"}
+
+
+def bootstrap_cluster_roles() -> list[Obj]:
+    """The default ClusterRoles, the aggregated ones with their rules already filled in
+    (the aggregation controller keeps them so as labelled roles come and go)."""
+    roles: dict[str, Obj] = {}
+    for name, rules in BOOTSTRAP_CLUSTER_ROLES.items():
+        labels = _bootstrap_labels() | {k: "true" for k in BOOTSTRAP_ROLE_LABELS.get(name, ())}
+        meta = {"name": name, "labels": labels}
+        role: Obj = {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRole", "metadata": meta,
+                     "rules": list(rules)}  # fmt: skip
+        if name in BOOTSTRAP_AGGREGATION:
+            selector = {"matchLabels": {BOOTSTRAP_AGGREGATION[name]: "true"}}
+            role["aggregationRule"] = {"clusterRoleSelectors": [selector]}
+        roles[name] = role
+    for name in ("view", "edit", "admin"):  # each aggregates the one before
+        roles[name]["rules"] = aggregate(roles[name], roles.values())
+    return list(roles.values())
 
 
 def escalation_check(authorizer: RBACAuthorizer) -> Any:

@@ -67,6 +67,18 @@ class ResourceAPI:
             if method != "PUT":
                 raise errors.method_not_allowed()
             return await self._update(request, target, finalize=True)
+        if target.subresource in ("binding", "eviction"):
+            from hypernetes.api import binding  # pods/binding, pods/eviction
+
+            return await binding.serve(self, request, target)
+        if target.subresource == "token":
+            from hypernetes.api import serviceaccounts  # serviceaccounts/token: TokenRequest
+
+            return await serviceaccounts.serve(self, request, target)
+        if target.subresource in ("log", "exec", "attach"):
+            from hypernetes.api import streams  # pods/log, pods/exec, pods/attach
+
+            return await streams.serve(self, request, target)
         if target.subresource:
             raise errors.method_not_allowed(f"{target.subresource} is not served yet")
         if target.is_collection:
@@ -116,8 +128,10 @@ class ResourceAPI:
             raise errors.bad_request(str(exc)) from None
 
         def keep(obj: Obj) -> bool:
-            return all(p(obj) for p in visible) and labels.matches(label_sel, obj.get("metadata", {}).get("labels") or {}) and (
-                fields.matches(rt, obj, field_reqs)
+            return (
+                all(p(obj) for p in visible)
+                and labels.matches(label_sel, obj.get("metadata", {}).get("labels") or {})
+                and (fields.matches(rt, obj, field_reqs))
             )
 
         return keep
@@ -167,7 +181,9 @@ class ResourceAPI:
         raise errors.timeout(f"Too large resource version: {rv}")
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        return await serve_watch(request, self.objects, target, await self._filter(request, target.rt))
+        return await serve_watch(
+            request, self.objects, target, await self._filter(request, target.rt)
+        )
 
     # -- writes --------------------------------------------------------------
 

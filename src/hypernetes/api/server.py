@@ -26,15 +26,15 @@ from aiohttp import web
 from hypernetes import __version__
 from hypernetes.api import discovery, errors, openapi, pki
 from hypernetes.api.admission import namespace_lifecycle
-from hypernetes.api.auth import USER, Attributes, Authenticator, Authorizer, User
+from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User
 from hypernetes.api.authorization import RBACAuthorizer, Reviews, escalation_check
 from hypernetes.api.crds import CRDFollower
 from hypernetes.api.objects import Objects
-from hypernetes.api.request import Target, parse_target
+from hypernetes.api.request import Target
 from hypernetes.api.rest import ResourceAPI
 from hypernetes.auth.identity import IdentityService, build_app
 from hypernetes.auth.identity.errors import BadRequest as IdentityBadRequest
-from hypernetes.auth.identity.kube import TokenAuthenticator
+from hypernetes.auth.tokencache import CachedIdentityAuthenticator
 from hypernetes.resources.registry import Registry
 from hypernetes.resources.schema import KUBERNETES_VERSION
 from hypernetes.store import SQLiteStore, Store
@@ -129,7 +129,10 @@ class Server:
             # First start: the identity admin gets a random password nobody knows (and
             # nothing stores); the platform admin works with the client certificate.
             await self.identity.bootstrap(secrets.token_urlsafe(32))
-        self.authenticator.token_authenticators.append(TokenAuthenticator(self.identity))
+        # Identity tokens, validated through a cache that a store watch keeps exact.
+        self.identity_tokens = CachedIdentityAuthenticator(self.identity, self.store)
+        self.authenticator.token_authenticators.append(self.identity_tokens)
+        self.background.append(lambda _server: self.identity_tokens.follow())
         await self._install_platform()
         app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
         # The identity API authenticates its own requests (X-Auth-Token), as Keystone does.
@@ -162,6 +165,37 @@ class Server:
         Order matters where hooks depend on each other: tenancy (ownership labels)
         before quota and pod security, which read the owning tenant.
         """
+        from hypernetes.api.boundary import install_tenancy
+
+        self.boundary = await install_tenancy(self)  # the tenant boundary: first of all
+        from hypernetes.api import streams
+
+        assert self.api is not None
+        streams.install(self.api, self.config.data_dir)  # pods/log, exec, attach via agents
+        from hypernetes.api.admission.network import network_admission
+
+        assert self.api is not None and self.objects is not None
+        self.api.admission.append(network_admission(self.objects, self.registry))
+        # Limit ranges, tenant pod policy, then quota: quota must stay the last admission
+        # hook, so that nothing refuses a request after it has been charged.
+        from hypernetes.api.admission import limitrange, podsecurity, quota
+
+        assert self.authorizer is not None
+        self.api.admission += [
+            limitrange.limit_ranger(self.objects, self.registry),
+            podsecurity.tenant_pod_security(self.objects, self.registry),
+            quota.quota_admission(self.objects, self.registry),
+        ]
+        self.authorizer = quota.guard_quota_writes(self.authorizer, self.objects, self.registry)
+        from hypernetes.api import serviceaccounts  # SA tokens: TokenRequest + authenticator
+
+        await serviceaccounts.install(self)
+        from hypernetes.node import bootstrap  # join tokens, node credentials, node authorizer
+
+        await bootstrap.install(self)
+        from hypernetes.api import audit  # authn (+ impersonation) and authz, audited
+
+        self.gate = audit.install(self)
 
     def issue_kubeconfig(self, name: str, user: str, groups: tuple[str, ...]) -> Path:
         """Write `DIR/<name>.kubeconfig` with a client certificate for `user` in `groups`."""
@@ -233,10 +267,8 @@ class Server:
         path = request.path
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
-        user = await self.authenticator.authenticate(request)
-        request[USER] = user
-        target = parse_target(self.registry, path)
-        await self._authorize(request, user, target)
+        # Authentication, impersonation, authorization; every decision audited.
+        _user, target = await self.gate.admit(request, self._authorize)
         if target is not None:
             assert self.api is not None
             return await self.api.handle(request, target)
@@ -253,6 +285,8 @@ class Server:
                 verb = "watch" if request.query.get("watch") in ("true", "1") else "list"
             elif request.method == "DELETE" and target.is_collection:
                 verb = "deletecollection"
+            elif request.method == "GET" and target.subresource in ("exec", "attach"):
+                verb = "create"  # kubectl opens exec/attach with a GET upgrade; kube says create
             attrs = Attributes(
                 verb=verb,
                 group=target.rt.group,
@@ -262,6 +296,9 @@ class Server:
                 name=target.name or "",
                 path=request.path,
             )
+        # The tenant boundary holds whatever RBAC says (no binding can widen it).
+        if await self.boundary.check(user, attrs, target.rt if target is not None else None):
+            return  # a tenant's list across namespaces: RBAC judges each namespace's objects
         assert self.authorizer is not None
         if not await self.authorizer(user, attrs):
             what = f"{attrs.resource}{'/' + attrs.subresource if attrs.subresource else ''}"

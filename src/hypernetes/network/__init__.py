@@ -17,8 +17,8 @@ processes at once; from asyncio use ``asyncio.to_thread``::
 
     # standalone: IPAM pools in a local state directory
     nm = NetworkManager.standalone("/var/lib/hypernetes/network", underlay_ip="192.0.2.10")
-    # server-backed (later): NetworkManager(Datapath(state_dir, ...),
-    #                                        IPAM(<store backend>, node=node_name))
+    # server mode: NetworkManager(Datapath(state_dir, ...),
+    #                             IPAM(StoreBackend(client, loop), node=node_name))
 
     nm.ensure_tenant("acme")                                   -> TenantInfo
     nm.ensure_network("acme", "default", "10.0.0.0/24",        -> NetworkInfo
@@ -39,8 +39,12 @@ processes at once; from asyncio use ``asyncio.to_thread``::
 Modules: `datapath` (kernel state), `overlay` (VXLAN forwarding entries),
 `rules` (nftables rulesets), `ipam` (allocation and the `IPAMBackend`
 interface a control-plane store backend implements), `ipam_local` (the
-standalone backend), `manager`, `cni` (the ``hypernetes-cni`` CNI 1.0
-plugin), `names` (kernel object naming), `namespaces`, `nft`, `tap`.
+standalone backend), `ipam_store` (the server-mode backend, in the API
+server's store), `manager`, `cni` and `cni_server` (the ``hypernetes-cni`` CNI
+1.0 plugin, standalone and server mode), `resource` (the `Network` object:
+validation, `network_for_pod`), `node` (`NodeNetworks`: one host's datapath
+from API objects), `names` (kernel object naming), `namespaces`, `nft`, `tap`.
+See docs/NETWORK.md.
 """
 
 from .datapath import Datapath

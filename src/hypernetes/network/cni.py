@@ -16,10 +16,10 @@ Optional keys: ``mtu``, ``vni`` with ``vtep`` (this host's underlay address),
 default "main") and ``hostNetns`` (the namespace acting as the host, default
 the caller's). ``CNI_ARGS`` may request an address with ``IP=a.b.c.d``.
 
-Server-backed mode (to come with the API server) will read the Network
-object named by the configuration instead of ``subnet``/``gateway`` and keep
-leases in the control-plane store: it only needs another `_manager` (an IPAM
-over a store backend) and `_network_params`; the rest is shared.
+Server mode (``kubeconfig`` or ``server`` instead of ``subnet``; see
+cni_server.py) reads the pod's `Network` object for tenant, CIDR, gateway and
+VNI and keeps leases in the control-plane store; it fills in the same request
+fields and supplies another `_manager`, the rest is shared.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any, NoReturn, TextIO
 
+from hypernetes.client import ClientError
+
+from . import cni_server
 from .ipam import AddressInUse, IPAMError, PoolExhausted
 from .manager import NetworkManager
 from .model import Attachment, Conflict, InterfaceExists, NetworkError, PodNetnsNotFound
@@ -109,18 +112,26 @@ class Request:
         self.ifname = env["CNI_IFNAME"]
         self.netns = env.get("CNI_NETNS", "")
         self.args = _parse_args(env.get("CNI_ARGS", ""))
+        self.pod_ref = ""  # server mode: the pod, recorded in its lease
+        self.session: cni_server.Session | None = None
         self._validate()
 
     def _validate(self) -> None:
         c = self.conf
         try:
             self.network = check_name("network", c.get("name"))  # type: ignore[arg-type]
-            self.tenant = check_name("tenant", c.get("tenant"))  # type: ignore[arg-type]
-            if not isinstance(c.get("subnet"), str):
-                raise ValueError("'subnet' (a CIDR) is required")
-            self.subnet = str(ipaddress.IPv4Network(c["subnet"], strict=True))
-            self.gateway = str(ipaddress.IPv4Address(c["gateway"])) if c.get("gateway") else None
-            self.vni = _opt_int(c, "vni")
+            self.server = cni_server.server_config(c)
+            if self.server is None:
+                self.tenant = check_name("tenant", c.get("tenant"))  # type: ignore[arg-type]
+                if not isinstance(c.get("subnet"), str):
+                    raise ValueError("'subnet' (a CIDR) is required")
+                self.subnet = str(ipaddress.IPv4Network(c["subnet"], strict=True))
+                self.gateway = (
+                    str(ipaddress.IPv4Address(c["gateway"])) if c.get("gateway") else None
+                )
+                self.vni = _opt_int(c, "vni")
+            else:  # filled in from the pod's Network object (cni_server.resolve)
+                self.tenant, self.subnet, self.gateway, self.vni = "", "", None, None
             self.mtu = _opt_int(c, "mtu")
             self.vtep = str(ipaddress.IPv4Address(c["vtep"])) if c.get("vtep") else None
             self.data_dir = c.get("dataDir") or DEFAULT_DATA_DIR
@@ -154,8 +165,9 @@ def _opt_int(conf: Mapping[str, Any], key: str) -> int | None:
 
 
 def _manager(req: Request) -> NetworkManager:
-    """Standalone: datapath plus IPAM in `dataDir`. Server-backed mode will build the
-    IPAM over the control-plane store backend here (NetworkManager(Datapath, IPAM))."""
+    """Standalone: datapath plus IPAM in `dataDir`; server mode: IPAM in the store."""
+    if req.session is not None:
+        return req.session.manager(req)
     try:
         return NetworkManager.standalone(req.data_dir, **req.options)
     except ValueError as exc:
@@ -206,6 +218,7 @@ def cmd_add(req: Request) -> dict[str, Any]:
         netns=req.netns,
         ifname=req.ifname,
         ip=req.requested,
+        pod=req.pod_ref,
     )
     return _result(req, att, info.bridge, info.gateway_mac)
 
@@ -242,7 +255,9 @@ def run(env: Mapping[str, str], stdin: str, out: TextIO) -> int:
         if req.command == "VERSION":
             json.dump({"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}, out)
             return 0
-        if req.command == "ADD":
+        if req.server is not None:
+            _run_server_mode(req, out)
+        elif req.command == "ADD":
             json.dump(cmd_add(req), out)
         elif req.command == "DEL":
             cmd_del(req)
@@ -251,6 +266,8 @@ def run(env: Mapping[str, str], stdin: str, out: TextIO) -> int:
         return 0
     except CNIError as exc:
         error = exc
+    except cni_server.CNIServerError as exc:
+        error = CNIError(exc.code, exc.msg)
     except PodNetnsNotFound as exc:
         error = CNIError(E_UNKNOWN_CONTAINER, str(exc))
     except InterfaceExists as exc:
@@ -271,6 +288,37 @@ def run(env: Mapping[str, str], stdin: str, out: TextIO) -> int:
     json.dump(body, out)
     print(f"hypernetes-cni: {error.msg} {error.details}".rstrip(), file=sys.stderr)
     return 1
+
+
+def _run_server_mode(req: Request, out: TextIO) -> None:
+    assert req.server is not None
+    try:
+        req.session = cni_server.Session(req.server)
+    except (OSError, ClientError) as exc:
+        _fail(E_INVALID_CONFIG, f"cannot use the API server settings: {exc}")
+    try:
+        _server_command(req, out)
+    except ClientError as exc:
+        raise cni_server.client_error(exc) from None
+    finally:
+        req.session.close()
+
+
+def _server_command(req: Request, out: TextIO) -> None:
+    assert req.session is not None
+    if req.command == "ADD":
+        cni_server.resolve(req.session, req)
+        result = cmd_add(req)
+        cni_server.remember(req)
+        json.dump(result, out)
+    elif req.command == "DEL":
+        if cni_server.resolve_known(req.session, req):  # else: never attached here
+            cmd_del(req)
+        cni_server.forget(req)
+    else:
+        if not cni_server.resolve_known(req.session, req):
+            _fail(E_CHECK, f"{req.pod_id} is not attached to any network on this node")
+        cmd_check(req)
 
 
 def main() -> int:

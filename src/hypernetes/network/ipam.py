@@ -7,8 +7,8 @@ backends are meant to exist:
 * `LocalDirBackend` (ipam_local.py, standalone mode): one file per pool in a
   state directory, serialised with flock(2), so concurrent CNI processes never
   hand out one address twice.
-* a control-plane store backend (server mode, to be written with the store
-  client): one key per pool, updated with compare-and-swap on its revision.
+* `StoreBackend` (ipam_store.py, server mode): one object per pool in the
+  control-plane store, updated with compare-and-swap on its revision.
   Its `update` re-reads and calls `mutate` again when the CAS loses a race,
   which is why `mutate` must be a pure function of the document.
 
@@ -121,6 +121,7 @@ class Lease:
     netns_id: str = ""  # device:inode of it when attached
     port: str = ""  # bridge port name on the node
     mac: str = ""
+    pod: str = ""  # server mode: "namespace/name/uid" of the pod (reclaimed once it is gone)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -295,6 +296,7 @@ class IPAM:
         requested: ipaddress.IPv4Address | None = None,
         netns: str = "",
         port: str = "",
+        pod: str = "",
     ) -> Lease:
         """Lease an address to `owner` (pending until `confirm`). Idempotent per owner:
         an owner that already holds a lease gets the same one back."""
@@ -312,6 +314,7 @@ class IPAM:
             pid_start=process_start(pid),
             netns=netns,
             port=port,
+            pod=pod,
         )
 
         def mutate(doc: Document | None) -> tuple[Document | None, Lease]:
@@ -432,7 +435,15 @@ class IPAM:
 
 
 def _check_version(doc: Document) -> Document:
-    if doc.get("version") != DOC_VERSION or doc.get("fields") != list(ROW_FIELDS):
+    # Documents written before a trailing field was added hold shorter rows: they
+    # read with that field's default, and the next write records the new layout.
+    fields = doc.get("fields")
+    if (
+        doc.get("version") != DOC_VERSION
+        or not isinstance(fields, list)
+        or not fields
+        or fields != list(ROW_FIELDS[: len(fields)])
+    ):
         raise IPAMError(f"unsupported pool document (version {doc.get('version')})")
     return doc
 
@@ -443,6 +454,7 @@ def _require(doc: Document | None, pool: Pool) -> Document:
     _check_version(doc)
     if doc["pool"] != pool.describe():
         raise PoolConflict(f"pool {pool.tenant}/{pool.network} is {doc['pool']['cidr']}")
+    doc["fields"] = list(ROW_FIELDS)  # this write's rows have every field
     return doc
 
 

@@ -87,8 +87,10 @@ class NetworkManager:
         mac: str | None = None,
         tap_owner: int | None = None,
         multi_queue: bool = False,
+        pod: str = "",
     ) -> Attachment:
-        """Lease an address (or the requested `ip`) and attach the pod. Idempotent."""
+        """Lease an address (or the requested `ip`) and attach the pod. Idempotent.
+        `pod` (server mode) records the pod's namespace/name/uid in the lease."""
         ns = netns_path(netns) if netns else ""
 
         def allocate(pool: Pool) -> Lease:
@@ -98,6 +100,7 @@ class NetworkManager:
                 requested=ipaddress.IPv4Address(ip) if ip is not None else None,
                 netns=ns if kind == "veth" else "",
                 port=self.datapath.names.port(tenant, network, pod_id),
+                pod=pod,
             )
 
         pool = self._pool(tenant, network)

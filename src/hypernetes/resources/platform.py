@@ -104,18 +104,43 @@ USER_SCHEMA = _kind(
             "enabled": {"type": "boolean", "default": True},
         },
     },
-    {"type": "object", "properties": {"phase": _STR, "userID": _STR}},
+    {
+        "type": "object",
+        "properties": {
+            "phase": _STR,
+            "userID": _STR,
+            "role": {"type": "string", "description": "The role the identity service holds now."},
+        },
+    },
     required=["tenant", "role"],
 )
 
 NETWORK_SCHEMA = _kind(
     {
         "type": "object",
-        "properties": {"tenant": _STR, "cidr": _STR, "gateway": _STR},
+        "properties": {
+            "tenant": {
+                "type": "string",
+                "description": "Owning tenant; set by admission for tenant principals; immutable.",
+            },
+            "cidr": {
+                "type": "string",
+                "description": "IPv4 range of the network (/8 to /29); immutable. Different "
+                "tenants may use the same range.",
+            },
+            "gateway": {
+                "type": "string",
+                "description": "Gateway address inside cidr; defaults to its first host address.",
+            },
+        },
     },
     {
         "type": "object",
-        "properties": {"phase": _STR, "vni": {"type": "integer"}, "message": _STR},
+        "properties": {
+            "phase": {"type": "string", "enum": ["Pending", "Ready", "Terminating", "Failed"]},
+            "vni": {"type": "integer", "description": "VXLAN network identifier (cluster-wide)."},
+            "message": _STR,
+        },
     },
     required=["cidr"],
 )

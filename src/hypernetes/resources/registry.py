@@ -179,6 +179,22 @@ BUILTIN: tuple[ResourceType, ...] = (
             ("LocalSubjectAccessReview", "localsubjectaccessreviews"),
         )
     ),
+    *(
+        ResourceType(
+            "authentication.k8s.io",
+            "v1",
+            kind,
+            plural,
+            False,
+            verbs=("create",),
+            stored=False,
+            definition=f"io.k8s.api.authentication.v1.{kind}",
+        )
+        for kind, plural in (
+            ("TokenReview", "tokenreviews"),
+            ("SelfSubjectReview", "selfsubjectreviews"),
+        )
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",

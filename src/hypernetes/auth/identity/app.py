@@ -26,11 +26,14 @@ from hypernetes.auth.identity.errors import (
     Unauthorized,
 )
 from hypernetes.auth.identity.model import (
+    ADMIN_PROJECT,
+    ADMIN_ROLE,
     DEFAULT_DOMAIN_ID,
     DEFAULT_DOMAIN_NAME,
     Principal,
     ProjectRecord,
     UserRecord,
+    utc,
 )
 from hypernetes.auth.identity.service import IdentityService
 
@@ -137,9 +140,33 @@ def _base(request: web.Request) -> str:
 async def _caller(request: web.Request) -> Principal:
     token = request.headers.get("X-Auth-Token", "")
     principal = await _service(request).validate_token(token) if token else None
+    if principal is None and not token:
+        principal = await _certificate_admin(request)
     if principal is None:
         raise Unauthorized()
     return principal
+
+
+async def _certificate_admin(request: web.Request) -> Principal | None:
+    """The platform admin, for a request without a token over TLS with the admin's
+    client certificate (the TLS layer has verified it against the cluster CA)."""
+    service = _service(request)
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if service.certificate_admin is None or not der or not service.certificate_admin(der):
+        return None
+    now = service.clock()
+    return Principal(
+        user_id="",
+        user_name="admin (client certificate)",
+        project_id=await service.admin_project_id(),
+        project_name=ADMIN_PROJECT,
+        roles=(ADMIN_ROLE,),
+        expires_at=utc(now + 60),
+        issued_at=utc(now),
+        methods=("x509",),
+        platform_admin=True,
+    )
 
 
 async def _body(request: web.Request, key: str) -> dict[str, Any]:

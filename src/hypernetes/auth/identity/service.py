@@ -52,6 +52,7 @@ from hypernetes.auth.identity.model import (
     utc,
 )
 from hypernetes.auth.identity.passwords import MAX_PASSWORD_LENGTH, Passwords
+from hypernetes.auth.identity.throttle import LoginThrottle
 from hypernetes.auth.identity.tokens import METHODS, TokenCodec, TokenPayload, new_audit_id
 from hypernetes.store import Compare, Delete, KeyValue, Put, Store
 
@@ -101,6 +102,11 @@ class IdentityService:
         self.clock = clock
         self._roles: dict[str, RoleRecord] = {}
         self._admin_project_id: str | None = None
+        self.throttle = LoginThrottle()
+        """Failed password logins per user; the API server sets its observer (audit log)."""
+        self.certificate_admin: Callable[[bytes], bool] | None = None
+        """Set by the API server: whether a (verified, DER) TLS client certificate makes
+        its holder the platform admin at the HTTP API, as a token of the admin would."""
 
     # -- bootstrap -----------------------------------------------------------------
 
@@ -609,13 +615,18 @@ class IdentityService:
         # read gets a revocation time after this token's issue time.
         issued_at = self.clock()
         user = await self._user_by_ref(user_id, user_name)
+        who = user.name if user else (user_name or "")
+        key = user.id if user else f"name:{user_name or user_id}"
+        self.throttle.check(key, who)  # 429 before the password is even looked at
         ok = isinstance(password, str) and len(password) <= MAX_PASSWORD_LENGTH
         verified = await self.passwords.verify(
             user.password_hash if user else None, password if ok else ""
         )
         if not (ok and verified and user is not None and user.enabled):
             log.info("identity: failed password login")
+            self.throttle.failed(key, who)
             raise Unauthorized()
+        self.throttle.succeeded(key, who)
         assert user.password_hash is not None
         if self.passwords.needs_rehash(user.password_hash):
             await self._rehash(user, password)

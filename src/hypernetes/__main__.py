@@ -1,0 +1,7 @@
+"""`python -m hypernetes` runs the `hypernetes` command."""
+
+import sys
+
+from hypernetes.cli import main
+
+sys.exit(main())
