@@ -24,10 +24,21 @@ import yaml
 from aiohttp import web
 
 from hypernetes import __version__
-from hypernetes.api import discovery, errors, openapi, pki
-from hypernetes.api.admission import namespace_lifecycle
+from hypernetes.api import (
+    audit,
+    discovery,
+    errors,
+    nodes,
+    openapi,
+    pki,
+    serviceaccounts,
+    streams,
+)
+from hypernetes.api.admission import limitrange, namespace_lifecycle, podsecurity, quota
+from hypernetes.api.admission.network import network_admission
 from hypernetes.api.auth import Attributes, Authenticator, Authorizer, User
 from hypernetes.api.authorization import RBACAuthorizer, Reviews, escalation_check
+from hypernetes.api.boundary import install_tenancy
 from hypernetes.api.crds import CRDFollower
 from hypernetes.api.objects import Objects
 from hypernetes.api.request import Target
@@ -162,40 +173,25 @@ class Server:
         """Install the platform's policy layers: each registers its admission hooks,
         list scopes, computed kinds, authenticators and background jobs on `self`.
 
-        Order matters where hooks depend on each other: tenancy (ownership labels)
-        before quota and pod security, which read the owning tenant.
+        Order matters: the tenant boundary and ownership labels come first (the later
+        layers read the owning tenant); quota is the last admission hook, so that
+        nothing refuses a request after it has been charged; the audit gate wraps
+        authentication and authorization once every authenticator is registered.
         """
-        from hypernetes.api.boundary import install_tenancy
-
-        self.boundary = await install_tenancy(self)  # the tenant boundary: first of all
-        from hypernetes.api import streams
-
-        assert self.api is not None
-        streams.install(self.api, self.config.data_dir)  # pods/log, exec, attach via agents
-        from hypernetes.api.admission.network import network_admission
-
         assert self.api is not None and self.objects is not None
-        self.api.admission.append(network_admission(self.objects, self.registry))
-        # Limit ranges, tenant pod policy, then quota: quota must stay the last admission
-        # hook, so that nothing refuses a request after it has been charged.
-        from hypernetes.api.admission import limitrange, podsecurity, quota
-
         assert self.authorizer is not None
+        self.boundary = await install_tenancy(self)
+        streams.install(self.api, self.config.data_dir)  # pods/log, exec, attach via agents
         self.api.admission += [
+            network_admission(self.objects, self.registry),
             limitrange.limit_ranger(self.objects, self.registry),
             podsecurity.tenant_pod_security(self.objects, self.registry),
             quota.quota_admission(self.objects, self.registry),
         ]
         self.authorizer = quota.guard_quota_writes(self.authorizer, self.objects, self.registry)
-        from hypernetes.api import serviceaccounts  # SA tokens: TokenRequest + authenticator
-
-        await serviceaccounts.install(self)
-        from hypernetes.node import bootstrap  # join tokens, node credentials, node authorizer
-
-        await bootstrap.install(self)
-        from hypernetes.api import audit  # authn (+ impersonation) and authz, audited
-
-        self.gate = audit.install(self)
+        await serviceaccounts.install(self)  # SA tokens: TokenRequest + authenticator
+        await nodes.install(self)  # join tokens, node credentials, node authorizer
+        self.gate = audit.install(self)  # authn (+ impersonation) and authz, audited
 
     def issue_kubeconfig(self, name: str, user: str, groups: tuple[str, ...]) -> Path:
         """Write `DIR/<name>.kubeconfig` with a client certificate for `user` in `groups`."""

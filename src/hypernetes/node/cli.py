@@ -154,8 +154,8 @@ def _admin_config(args: argparse.Namespace) -> object:
 
 
 def create_token(args: argparse.Namespace) -> int:
+    from hypernetes.api.nodes import new_token, token_secret
     from hypernetes.client import SECRETS, ApiError, Client, ClientError, Config
-    from hypernetes.node.bootstrap import new_token, token_secret
     from hypernetes.node.join import ca_key_text
 
     ttl = parse_ttl(args.ttl)

@@ -6,7 +6,7 @@ references to variables defined before), `fieldRef` (downward API),
 `configMapKeyRef` and `secretKeyRef`. A missing ConfigMap, Secret or key
 that is not `optional` raises `ConfigError` (the container waits with
 CreateContainerConfigError). The node may read only the ConfigMaps and
-Secrets its own pods reference (see bootstrap.node_authorizer).
+Secrets its own pods reference (see hypernetes.api.nodes.node_authorizer).
 """
 
 from __future__ import annotations
