@@ -139,7 +139,7 @@ def run_on_pty(argv: list[str], env: dict[str, str]) -> tuple[int, bytes]:
 
 def test_exec_tty_refused_on_runc(server: RunningServer, ns: str) -> None:
     """runc pods have no TTY exec: kubectl shows the agent's reason in one line."""
-    env = {"KUBECONFIG": str(server.kubeconfig), "PATH": "/usr/bin:/bin", "TERM": "xterm"}
+    env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "TERM": "xterm"}
     code, out = run_on_pty(["kubectl", "exec", "-it", "-n", ns, "talk", "--", "sh"], env)
     assert code != 0 and b"tty exec is not supported on runc pods" in out
 

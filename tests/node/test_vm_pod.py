@@ -63,7 +63,7 @@ def test_vm_pod_end_to_end(server: RunningServer, agent: Agent, vm_ns: str) -> N
     assert guest and guest != platform.release()  # the guest's kernel, not the host's
     logs = server.kubectl("logs", "-n", vm_ns, "vm").stdout
     assert logs == f"started in {guest}\n"
-    env = {"KUBECONFIG": str(server.kubeconfig), "PATH": "/usr/bin:/bin", "TERM": "xterm"}
+    env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "TERM": "xterm"}
     code, out = run_on_pty(["kubectl", "exec", "-it", "-n", vm_ns, "vm", "--", "sh", "-c",
                             "test -t 0 && echo tty-yes"], env)  # fmt: skip
     assert code == 0 and b"tty-yes" in out, out
