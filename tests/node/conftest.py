@@ -64,3 +64,14 @@ def agent(server: RunningServer, busybox_archive: Path) -> Iterator[Agent]:
             a.log.unlink(missing_ok=True)
         assert left == 0, f"{left} sandboxes outlived their pods"
         assert mounts == [], f"mounts left behind: {mounts}"
+
+
+@pytest.fixture
+def ns(server: RunningServer) -> Iterator[str]:
+    """A namespace of this test's own; its pods are deleted (and waited for) after."""
+    name = f"nd-{uuid.uuid4().hex[:6]}"
+    server.kubectl("create", "namespace", name)
+    yield name
+    server.kubectl("delete", "pods", "--all", "-n", name, "--wait=true", "--timeout=60s",
+                   check=False)  # fmt: skip
+    server.kubectl("delete", "namespace", name, "--wait=false", check=False)

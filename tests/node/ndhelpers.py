@@ -157,3 +157,14 @@ def runc_processes(marker: str) -> list[int]:
         if marker.encode() in cmd and str(os.getpid()) != d.name:
             out.append(int(d.name))
     return out
+
+
+def get_pod(server: Any, ns: str, name: str) -> dict[str, Any]:
+    """The pod as `kubectl get -o json` shows it (`server` is a RunningServer)."""
+    return dict(json.loads(server.kubectl("get", "pod", name, "-n", ns, "-o", "json").stdout))
+
+
+def container_state(server: Any, ns: str, name: str) -> dict[str, Any]:
+    """The first container's status of the pod (empty before the agent reports one)."""
+    statuses = get_pod(server, ns, name).get("status", {}).get("containerStatuses") or [{}]
+    return dict(statuses[0])

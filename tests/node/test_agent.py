@@ -8,32 +8,10 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from ndhelpers import HN, Agent, eventually, pod_manifest
+from ndhelpers import HN, Agent, container_state, eventually, get_pod, pod_manifest
 from tests.conftest import RunningServer
-
-
-@pytest.fixture
-def ns(server: RunningServer) -> Iterator[str]:
-    name = f"nd-{uuid.uuid4().hex[:6]}"
-    server.kubectl("create", "namespace", name)
-    yield name
-    server.kubectl("delete", "pods", "--all", "-n", name, "--wait=true", "--timeout=60s",
-                   check=False)  # fmt: skip
-    server.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def get_pod(server: RunningServer, ns: str, name: str) -> dict[str, Any]:
-    out = server.kubectl("get", "pod", name, "-n", ns, "-o", "json").stdout
-    return dict(json.loads(out))
-
-
-def container_state(server: RunningServer, ns: str, name: str) -> dict[str, Any]:
-    statuses = get_pod(server, ns, name).get("status", {}).get("containerStatuses") or [{}]
-    return dict(statuses[0])
 
 
 def test_node_registers_with_capacity_and_lease(server: RunningServer, agent: Agent) -> None:

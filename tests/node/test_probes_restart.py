@@ -7,31 +7,17 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
-from ndhelpers import Agent, eventually, pod_manifest, runc_processes, sandboxes
+from ndhelpers import (
+    Agent,
+    container_state,
+    eventually,
+    get_pod,
+    pod_manifest,
+    runc_processes,
+    sandboxes,
+)
 from tests.conftest import RunningServer
-
-
-@pytest.fixture
-def ns(server: RunningServer) -> Iterator[str]:
-    name = f"nd-{uuid.uuid4().hex[:6]}"
-    server.kubectl("create", "namespace", name)
-    yield name
-    server.kubectl("delete", "pods", "--all", "-n", name, "--wait=true", "--timeout=60s",
-                   check=False)  # fmt: skip
-    server.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def get_pod(server: RunningServer, ns: str, name: str) -> dict[str, Any]:
-    return dict(json.loads(server.kubectl("get", "pod", name, "-n", ns, "-o", "json").stdout))
-
-
-def status0(server: RunningServer, ns: str, name: str) -> dict[str, Any]:
-    statuses = get_pod(server, ns, name).get("status", {}).get("containerStatuses") or [{}]
-    return dict(statuses[0])
 
 
 def free_port() -> int:
@@ -51,11 +37,11 @@ def test_exec_readiness_and_liveness(server: RunningServer, agent: Agent, ns: st
         "sick", agent.node_name,
         ["sh", "-c", "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 3600"],
         extra={"livenessProbe": live_probe}))  # fmt: skip
-    eventually(lambda: "running" in status0(server, ns, "slow").get("state", {}), "running")
-    early = status0(server, ns, "slow")
+    eventually(lambda: "running" in container_state(server, ns, "slow").get("state", {}), "running")
+    early = container_state(server, ns, "slow")
     assert early["ready"] is False  # running, but the probe has not passed yet
     server.kubectl("wait", "-n", ns, "pod/slow", "--for=condition=Ready", "--timeout=30s")
-    eventually(lambda: status0(server, ns, "sick").get("restartCount", 0) >= 1,
+    eventually(lambda: container_state(server, ns, "sick").get("restartCount", 0) >= 1,
                "a restart after failed liveness probes", timeout=30)  # fmt: skip
     events = server.kubectl("get", "events", "-n", ns).stdout
     assert "Liveness probe failed" in events
@@ -82,7 +68,7 @@ def test_http_tcp_and_startup_probes(server: RunningServer, agent: Agent, ns: st
         ),
     )
     server.kubectl("wait", "-n", ns, "pod/httpd", "--for=condition=Ready", "--timeout=40s")
-    cs = status0(server, ns, "httpd")
+    cs = container_state(server, ns, "httpd")
     assert cs["started"] is True and cs["restartCount"] == 0
     bad = {"readinessProbe": {"httpGet": {"path": "/missing", "port": port + 1},
                               "periodSeconds": 1}}  # fmt: skip
@@ -94,9 +80,11 @@ def test_http_tcp_and_startup_probes(server: RunningServer, agent: Agent, ns: st
         "-",
         input=pod_manifest("unready", agent.node_name, ["sleep", "3600"], extra=bad),
     )
-    eventually(lambda: "running" in status0(server, ns, "unready").get("state", {}), "running")
+    eventually(
+        lambda: "running" in container_state(server, ns, "unready").get("state", {}), "running"
+    )
     time.sleep(3)
-    assert status0(server, ns, "unready")["ready"] is False
+    assert container_state(server, ns, "unready")["ready"] is False
     cond = {c["type"]: c for c in get_pod(server, ns, "unready")["status"]["conditions"]}
     assert cond["Ready"]["status"] == "False" and cond["Ready"]["reason"] == "ContainersNotReady"
 
@@ -126,8 +114,8 @@ def test_agent_restart_adopts_running_pods(server: RunningServer, agent: Agent, 
         server.kubectl("wait", "-n", ns, f"pod/{name}", "--for=condition=Ready", "--timeout=60s")
     server.kubectl("wait", "-n", ns, "pod/once", "--for=jsonpath={.status.phase}=Succeeded",
                    "--timeout=60s")  # fmt: skip
-    finished = status0(server, ns, "once")
-    before = status0(server, ns, "keep")
+    finished = container_state(server, ns, "once")
+    before = container_state(server, ns, "keep")
     pids = runc_processes(marker)
     agent.kill()
     down = server.kubectl("logs", "-n", ns, "keep", check=False)  # no agent to ask: one line
@@ -139,12 +127,12 @@ def test_agent_restart_adopts_running_pods(server: RunningServer, agent: Agent, 
     agent.start()
     eventually(lambda: not [s for s in sandboxes_running(agent) if s == "drop"],
                "the orphaned sandbox to be removed")  # fmt: skip
-    after = status0(server, ns, "keep")
+    after = container_state(server, ns, "keep")
     assert after["containerID"] == before["containerID"] and after["restartCount"] == 0
     assert runc_processes(marker) == pids  # the very same process: not restarted
     server.kubectl("wait", "-n", ns, "pod/keep", "--for=condition=Ready", "--timeout=30s")
     # A pod that had finished is not run again by the new agent.
-    assert status0(server, ns, "once") == finished
+    assert container_state(server, ns, "once") == finished
     assert server.kubectl("logs", "-n", ns, "once").stdout == "ran\n"
     assert get_pod(server, ns, "once")["status"]["phase"] == "Succeeded"
 
@@ -179,4 +167,4 @@ def test_agent_killed_while_starting_pods(server: RunningServer, agent: Agent, n
     names = sorted(sandboxes_running(agent))
     assert names == [f"burst-{i}" for i in range(4)]  # one sandbox each, no orphan
     for i in range(4):
-        assert status0(server, ns, f"burst-{i}")["restartCount"] == 0
+        assert container_state(server, ns, f"burst-{i}")["restartCount"] == 0

@@ -27,14 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from hypernetes.cli import CommandError
-from hypernetes.client import ApiError, Client, ClientError, NotFound, Resource, load_kubeconfig
-from hypernetes.resources.platform import GROUP, ROLES
-
-TENANTS = Resource(GROUP, "v1", "tenants", False, "Tenant")
-USERS = Resource(GROUP, "v1", "users", False, "User")
-CLUSTER_ROLE_BINDINGS = Resource(
-    "rbac.authorization.k8s.io", "v1", "clusterrolebindings", False, "ClusterRoleBinding"
+from hypernetes.client import (
+    CLUSTERROLEBINDINGS,
+    TENANTS,
+    USERS,
+    ApiError,
+    Client,
+    ClientError,
+    NotFound,
+    Resource,
+    load_kubeconfig,
 )
+from hypernetes.resources.platform import ROLES
+
 WAIT = 60.0
 """Seconds a command waits for the server to mirror a change."""
 MAX_PASSWORD = 4096
@@ -122,7 +127,7 @@ async def tenant_create(client: Client, args: argparse.Namespace) -> None:
         client, TENANTS, args.name, lambda t: (t.get("status") or {}).get("phase") == "Active"
     )
     # The auth-controller's binding lets the tenant's users in: wait for it too.
-    await _wait(client, CLUSTER_ROLE_BINDINGS, f"hypernetes:tenant:{args.name}", lambda _: True)
+    await _wait(client, CLUSTERROLEBINDINGS, f"hypernetes:tenant:{args.name}", lambda _: True)
     print(f"tenant/{args.name} created (identity project {tenant['status']['projectID']})")
 
 

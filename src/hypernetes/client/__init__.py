@@ -56,7 +56,8 @@ Resources (`hypernetes.client.resource`): ``Resource(group, version, plural,
 namespaced, kind="", verbs=frozenset())`` with ``.path(namespace, name,
 subresource)`` and ``.api_version``; constants for well-known kinds
 (NAMESPACES, CONFIGMAPS, SECRETS, PODS, SERVICES, EVENTS, NODES, LEASES,
-REPLICASETS, DEPLOYMENTS).
+REPLICASETS, DEPLOYMENTS, ENDPOINTS, SERVICEACCOUNTS, RESOURCEQUOTAS, the RBAC
+bindings and cluster roles, and Hypernetes' TENANTS, USERS, NETWORKS).
 
 Errors (`hypernetes.client.errors`): ``ClientError`` ⊃ ``TransportError``,
 ``ConfigError``, ``ApiError(code, reason, message, status)`` ⊃ ``NotFound``
@@ -92,31 +93,49 @@ from hypernetes.client.errors import (
 )
 from hypernetes.client.informer import Informer, object_key, split_key
 from hypernetes.client.resource import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
     CONFIGMAPS,
     DEPLOYMENTS,
+    ENDPOINTS,
     EVENTS,
     LEASES,
     NAMESPACES,
+    NETWORKS,
     NODES,
     PODS,
     REPLICASETS,
+    RESOURCEQUOTAS,
+    ROLEBINDINGS,
     SECRETS,
+    SERVICEACCOUNTS,
     SERVICES,
+    TENANTS,
+    USERS,
     Resource,
 )
 
 __all__ = [
+    "CLUSTERROLEBINDINGS",
+    "CLUSTERROLES",
     "CONFIGMAPS",
     "DEPLOYMENTS",
+    "ENDPOINTS",
     "EVENTS",
     "LEASES",
     "NAMESPACES",
+    "NETWORKS",
     "NODES",
     "PATCH_CONTENT_TYPES",
     "PODS",
     "REPLICASETS",
+    "RESOURCEQUOTAS",
+    "ROLEBINDINGS",
     "SECRETS",
+    "SERVICEACCOUNTS",
     "SERVICES",
+    "TENANTS",
+    "USERS",
     "ApiError",
     "Backoff",
     "Client",

@@ -79,3 +79,15 @@ NODES = Resource("", "v1", "nodes", False, "Node", _ALL)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True, "Lease", _ALL)
 REPLICASETS = Resource("apps", "v1", "replicasets", True, "ReplicaSet", _ALL)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", True, "Deployment", _ALL)
+ENDPOINTS = Resource("", "v1", "endpoints", True, "Endpoints", _ALL)
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount", _ALL)
+RESOURCEQUOTAS = Resource("", "v1", "resourcequotas", True, "ResourceQuota", _ALL)
+_RBAC = "rbac.authorization.k8s.io"
+ROLEBINDINGS = Resource(_RBAC, "v1", "rolebindings", True, "RoleBinding", _ALL)
+CLUSTERROLES = Resource(_RBAC, "v1", "clusterroles", False, "ClusterRole", _ALL)
+CLUSTERROLEBINDINGS = Resource(
+    _RBAC, "v1", "clusterrolebindings", False, "ClusterRoleBinding", _ALL
+)
+TENANTS = Resource("hypernetes.io", "v1", "tenants", False, "Tenant", _ALL)
+USERS = Resource("hypernetes.io", "v1", "users", False, "User", _ALL)
+NETWORKS = Resource("hypernetes.io", "v1", "networks", False, "Network", _ALL)

@@ -14,20 +14,10 @@ import logging
 from collections.abc import Hashable
 
 from hypernetes.auth.aggregation import aggregate, selectors
-from hypernetes.client import Client, Conflict, Informer, NotFound, Obj
-from hypernetes.client.resource import Resource
+from hypernetes.client import CLUSTERROLES, Client, Conflict, Informer, NotFound, Obj
 from hypernetes.controllers.runtime import Controller
 
 log = logging.getLogger(__name__)
-
-CLUSTERROLES = Resource(
-    "rbac.authorization.k8s.io",
-    "v1",
-    "clusterroles",
-    False,
-    "ClusterRole",
-    frozenset({"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}),
-)
 
 
 class AggregationController(Controller):

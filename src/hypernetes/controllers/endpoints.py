@@ -21,13 +21,13 @@ from collections.abc import Hashable
 from typing import Any
 
 from hypernetes.client import (
+    ENDPOINTS,
     PODS,
     SERVICES,
     Client,
     Informer,
     NotFound,
     Obj,
-    Resource,
     object_key,
     split_key,
 )
@@ -37,7 +37,6 @@ from hypernetes.resources import labels as label_selectors
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS = Resource("", "v1", "endpoints", True, "Endpoints")
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 
 

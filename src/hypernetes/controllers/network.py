@@ -35,7 +35,9 @@ from typing import Any
 from hypernetes.client import (
     CONFIGMAPS,
     NAMESPACES,
+    NETWORKS,
     PODS,
+    TENANTS,
     ApiError,
     Client,
     Conflict,
@@ -75,8 +77,8 @@ class NetworkController(Controller):
         self.default_cidr = default_cidr
 
     async def setup(self) -> None:
-        self.tenants = Informer(self.client, net.TENANTS, resync_period=300.0)
-        self.networks = Informer(self.client, net.NETWORKS, resync_period=300.0)
+        self.tenants = Informer(self.client, TENANTS, resync_period=300.0)
+        self.networks = Informer(self.client, NETWORKS, resync_period=300.0)
         self.pods = Informer(self.client, PODS)
         self.namespaces = Informer(self.client, NAMESPACES)
         self.tenants.add_handlers(
@@ -131,7 +133,7 @@ class NetworkController(Controller):
         # Fresh, not from the cache: a default network must not be made again for a
         # tenant whose deletion the cache has not seen yet.
         try:
-            obj: Obj | None = await self.client.get(net.TENANTS, tenant)
+            obj: Obj | None = await self.client.get(TENANTS, tenant)
         except NotFound:
             obj = None
         if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -140,19 +142,19 @@ class NetworkController(Controller):
                     "deletionTimestamp"
                 ):
                     with contextlib.suppress(NotFound):
-                        await self.client.delete(net.NETWORKS, net.name_of(network))
+                        await self.client.delete(NETWORKS, net.name_of(network))
             return None
         name = net.default_network_name(tenant)
         if self.networks.get(name) is not None:
             return None
         body = {
-            "apiVersion": net.NETWORKS.api_version,
+            "apiVersion": NETWORKS.api_version,
             "kind": "Network",
             "metadata": {"name": name, "labels": {net.TENANT_LABEL: tenant}},
             "spec": {"tenant": tenant, "cidr": self.default_cidr},
         }
         try:
-            await self.client.create(net.NETWORKS, body)
+            await self.client.create(NETWORKS, body)
         except Conflict:
             return None  # created meanwhile (another controller, or the informer lags)
         except ApiError as exc:
@@ -166,7 +168,7 @@ class NetworkController(Controller):
     # -- networks ---------------------------------------------------------------
     async def _reconcile_network(self, name: str) -> float | None:
         try:
-            network = await self.client.get(net.NETWORKS, name)
+            network = await self.client.get(NETWORKS, name)
         except NotFound:
             await self._release_vni(name=name)
             return None
@@ -206,7 +208,7 @@ class NetworkController(Controller):
         finalizers = [f for f in network["metadata"].get("finalizers") or [] if f != net.FINALIZER]
         network["metadata"]["finalizers"] = finalizers
         try:
-            await self.client.replace(net.NETWORKS, net.name_of(network), network)
+            await self.client.replace(NETWORKS, net.name_of(network), network)
         except NotFound:
             return None
         log.info("network: %s deleted (no pod uses it)", net.name_of(network))
@@ -231,7 +233,7 @@ class NetworkController(Controller):
     async def _add_finalizer(self, network: Obj) -> None:
         finalizers = [*(network["metadata"].get("finalizers") or []), net.FINALIZER]
         patch = {"metadata": {"finalizers": finalizers}}
-        await self.client.patch(net.NETWORKS, net.name_of(network), patch)
+        await self.client.patch(NETWORKS, net.name_of(network), patch)
 
     async def _set_status(self, network: Obj, phase: str, vni: int | None, message: str) -> None:
         status = network.get("status") or {}
@@ -240,7 +242,7 @@ class NetworkController(Controller):
             return
         try:
             updated = await self.client.patch(
-                net.NETWORKS, net.name_of(network), {"status": wanted}, subresource="status"
+                NETWORKS, net.name_of(network), {"status": wanted}, subresource="status"
             )
         except NotFound:
             return
@@ -289,7 +291,7 @@ class NetworkController(Controller):
 
     # -- garbage collection -----------------------------------------------------
     async def _gc(self) -> float:
-        listing = await self.client.list_all(net.NETWORKS)
+        listing = await self.client.list_all(NETWORKS)
         alive = {n["metadata"]["uid"] for n in listing.get("items") or []}
 
         def drop_dead(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:

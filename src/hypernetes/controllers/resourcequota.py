@@ -33,16 +33,23 @@ from hypernetes.api.admission.quota import (
     quota_matches,
     render,
 )
-from hypernetes.client import NAMESPACES, PODS, Client, Informer, NotFound, Obj
+from hypernetes.client import (
+    NAMESPACES,
+    PODS,
+    RESOURCEQUOTAS,
+    TENANTS,
+    Client,
+    Informer,
+    NotFound,
+    Obj,
+)
 from hypernetes.client.resource import Resource
 from hypernetes.controllers.runtime import Controller
 from hypernetes.resources import quantity as qty
-from hypernetes.resources.platform import GROUP, TENANT_LABEL, VERSION
+from hypernetes.resources.platform import TENANT_LABEL
 
 log = logging.getLogger(__name__)
 
-RESOURCEQUOTAS = Resource("", "v1", "resourcequotas", True, "ResourceQuota")
-TENANTS = Resource(GROUP, VERSION, "tenants", False, "Tenant")
 DISCOVERY_TTL = 60.0
 
 QuotaKey = tuple[str, str, str]

@@ -51,13 +51,13 @@ from hypernetes.client import (
     NAMESPACES,
     NODES,
     PODS,
+    TENANTS,
     ApiError,
     Client,
     Conflict,
     Informer,
     NotFound,
     Obj,
-    Resource,
     object_key,
     split_key,
 )
@@ -75,7 +75,6 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_NAME = "default-scheduler"
 TENANT_LABEL = "hypernetes.io/tenant"
-TENANTS = Resource("hypernetes.io", "v1", "tenants", False, "Tenant")
 
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024

@@ -10,21 +10,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable
 
-from hypernetes.client import NAMESPACES, ApiError, Client, Conflict, Informer, NotFound, Obj
-from hypernetes.client.resource import Resource
+from hypernetes.client import (
+    NAMESPACES,
+    SERVICEACCOUNTS,
+    ApiError,
+    Client,
+    Conflict,
+    Informer,
+    NotFound,
+    Obj,
+)
 from hypernetes.controllers.runtime import Controller
 
 log = logging.getLogger(__name__)
 
 DEFAULT = "default"
-SERVICEACCOUNTS = Resource(
-    "",
-    "v1",
-    "serviceaccounts",
-    True,
-    "ServiceAccount",
-    frozenset({"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}),
-)
 
 
 class ServiceAccountsController(Controller):

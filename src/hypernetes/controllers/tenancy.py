@@ -40,19 +40,25 @@ from hypernetes.auth.tenancy import (
     TENANT_USER_ROLE,
     tenant_group,
 )
-from hypernetes.client import NAMESPACES, Informer, NotFound, Obj, Resource
+from hypernetes.client import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    NAMESPACES,
+    NETWORKS,
+    ROLEBINDINGS,
+    TENANTS,
+    USERS,
+    Informer,
+    NotFound,
+    Obj,
+    Resource,
+)
 from hypernetes.controllers.runtime import Controller
 from hypernetes.resources.platform import GROUP, TENANT_LABEL
 
 log = logging.getLogger(__name__)
 
 RBAC = "rbac.authorization.k8s.io"
-TENANTS = Resource(GROUP, "v1", "tenants", False, "Tenant")
-USERS = Resource(GROUP, "v1", "users", False, "User")
-NETWORKS = Resource(GROUP, "v1", "networks", False, "Network")
-CLUSTER_ROLES = Resource(RBAC, "v1", "clusterroles", False, "ClusterRole")
-CLUSTER_ROLE_BINDINGS = Resource(RBAC, "v1", "clusterrolebindings", False, "ClusterRoleBinding")
-ROLE_BINDINGS_RES = Resource(RBAC, "v1", "rolebindings", True, "RoleBinding")
 RECHECK = 1.0
 """Seconds between looks at a tenant whose content is still going away."""
 
@@ -92,7 +98,7 @@ class TenancyController(Controller):
         self.users = self.watch(Informer(self.client, USERS))
         # The bindings this controller made: put back at once if someone changes them.
         managed = f"{MANAGED_LABEL}={MANAGER}"
-        bindings = self.watch(Informer(self.client, ROLE_BINDINGS_RES, label_selector=managed))
+        bindings = self.watch(Informer(self.client, ROLEBINDINGS, label_selector=managed))
         bindings.add_handlers(
             on_update=lambda _old, new: self._binding_changed(new),
             on_delete=self._binding_changed,
@@ -158,7 +164,7 @@ class TenancyController(Controller):
             return None
         for role, rules in CLUSTER_ROLE_RULES.items():
             await self._ensure(
-                CLUSTER_ROLES, {"metadata": {"name": role, "labels": _managed()}, "rules": rules}
+                CLUSTERROLES, {"metadata": {"name": role, "labels": _managed()}, "rules": rules}
             )
         await self._ensure_cluster_binding(tenant_group(name), TENANT_USER_ROLE)
         await self._ensure_cluster_binding(tenant_group(name, "admin"), TENANT_ADMIN_ROLE)
@@ -166,7 +172,7 @@ class TenancyController(Controller):
 
     async def _ensure_cluster_binding(self, name: str, role: str) -> None:
         await self._ensure(
-            CLUSTER_ROLE_BINDINGS,
+            CLUSTERROLEBINDINGS,
             {
                 "metadata": {"name": name, "labels": _managed()},
                 "roleRef": _role_ref(role),
@@ -177,7 +183,7 @@ class TenancyController(Controller):
     async def _delete_tenant_bindings(self, name: str) -> None:
         for binding in (tenant_group(name), tenant_group(name, "admin")):
             with contextlib.suppress(NotFound):
-                await self.client.delete(CLUSTER_ROLE_BINDINGS, binding)
+                await self.client.delete(CLUSTERROLEBINDINGS, binding)
 
     async def _delete_content(self, tenant: str) -> bool:
         """Delete what the tenant owns; True while some of it is still there."""
@@ -220,7 +226,7 @@ class TenancyController(Controller):
             return
         for role, cluster_role in ROLE_BINDINGS.items():
             await self._ensure(
-                ROLE_BINDINGS_RES,
+                ROLEBINDINGS,
                 {
                     "metadata": {
                         "name": f"hypernetes:tenant:{role}",
@@ -236,11 +242,11 @@ class TenancyController(Controller):
     async def _unbind_namespace(self, name: str) -> None:
         """A namespace that is no tenant's (any more) keeps no tenant bindings."""
         listing = await self.client.list(
-            ROLE_BINDINGS_RES, name, label_selector=f"{MANAGED_LABEL}={MANAGER}"
+            ROLEBINDINGS, name, label_selector=f"{MANAGED_LABEL}={MANAGER}"
         )
         for binding in listing.get("items") or []:
             with contextlib.suppress(NotFound):
-                await self.client.delete(ROLE_BINDINGS_RES, binding["metadata"]["name"], name)
+                await self.client.delete(ROLEBINDINGS, binding["metadata"]["name"], name)
 
     # -- users -------------------------------------------------------------------
 
@@ -248,7 +254,7 @@ class TenancyController(Controller):
         user = self.users.get(name)
         if user is not None and "deletionTimestamp" not in user["metadata"]:
             return
-        for resource in (ROLE_BINDINGS_RES, CLUSTER_ROLE_BINDINGS):
+        for resource in (ROLEBINDINGS, CLUSTERROLEBINDINGS):
             for binding in (await self.client.list_all(resource)).get("items") or []:
                 await self._remove_subject(resource, binding, name)
 

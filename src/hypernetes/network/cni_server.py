@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from hypernetes.client import (
     NAMESPACES,
+    NETWORKS,
     PODS,
     ApiError,
     Client,
@@ -49,7 +50,6 @@ from .ipam_store import LoopThread, PodLiveness, StoreBackend, pod_uids
 from .manager import NetworkManager
 from .names import digest
 from .resource import (
-    NETWORKS,
     TENANT_LABEL,
     is_ready_network,
     name_of,

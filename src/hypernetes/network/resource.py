@@ -17,12 +17,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hypernetes.client import Resource
-
 Obj = dict[str, Any]
 
-NETWORKS = Resource("hypernetes.io", "v1", "networks", False, "Network")
-TENANTS = Resource("hypernetes.io", "v1", "tenants", False, "Tenant")
 
 TENANT_LABEL = "hypernetes.io/tenant"  # = resources.platform.TENANT_LABEL (kept below api)
 TENANT_EXTRA = "hypernetes.io/tenant"  # the tenant of a tenant principal (user.extra)

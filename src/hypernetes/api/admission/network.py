@@ -52,6 +52,7 @@ from hypernetes.api.request import Target
 from hypernetes.auth.principal import User
 from hypernetes.network import resource as net
 from hypernetes.network.names import check_name
+from hypernetes.resources.platform import GROUP, VERSION
 from hypernetes.resources.registry import Registry, ResourceType
 
 HOST_RANGES_TTL = 5.0
@@ -90,8 +91,8 @@ class NetworkAdmission:
         host_ranges: Callable[[], Reserved] = net.host_ranges,
     ) -> None:
         self.objects = objects
-        networks = registry.get(net.NETWORKS.group, net.NETWORKS.version, net.NETWORKS.plural)
-        tenants = registry.get(net.TENANTS.group, net.TENANTS.version, net.TENANTS.plural)
+        networks = registry.get(GROUP, VERSION, "networks")
+        tenants = registry.get(GROUP, VERSION, "tenants")
         namespaces = registry.get("", "v1", "namespaces")
         assert networks is not None and tenants is not None and namespaces is not None
         self.networks, self.tenants, self.namespaces = networks, tenants, namespaces
@@ -111,7 +112,7 @@ class NetworkAdmission:
 
     async def __call__(self, user: User, target: Target, obj: Obj, old: Obj | None) -> None:
         rt = target.rt
-        is_network = rt.group == net.NETWORKS.group and rt.plural == net.NETWORKS.plural
+        is_network = rt.group == GROUP and rt.plural == "networks"
         if target.subresource:
             if is_network and target.subresource == "status" and not user.is_admin:
                 # status.vni picks the VXLAN segment nodes join: a forged one would
