@@ -7,12 +7,12 @@ import gzip
 import hashlib
 import io
 import json
-import subprocess
 import tarfile
 import urllib.request
 from dataclasses import dataclass, field
 
-BUSYBOX = "/bin/busybox"
+from hypernetes.runtime.images.starter import busybox_layer
+
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -37,25 +37,6 @@ def _add(
     if data is not None:
         info.size = len(data)
     tar.addfile(info, io.BytesIO(data) if data is not None else None)
-
-
-def busybox_layer() -> bytes:
-    """An uncompressed tar: /bin/busybox plus a symlink per applet."""
-    applets = subprocess.run(
-        [BUSYBOX, "--list"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for d in ("bin", "etc", "tmp", "root", "usr", "usr/bin", "var"):
-            _add(tar, d, kind=tarfile.DIRTYPE, mode=0o1777 if d == "tmp" else 0o755)
-        with open(BUSYBOX, "rb") as f:
-            _add(tar, "bin/busybox", f.read(), mode=0o755)
-        for a in applets:
-            if a != "busybox":
-                _add(tar, f"bin/{a}", kind=tarfile.SYMTYPE, link="busybox")
-        _add(tar, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n")
-        _add(tar, "etc/group", b"root:x:0:\nnogroup:x:65534:\n")
-    return out.getvalue()
 
 
 def files_layer(files: dict[str, bytes], whiteouts: tuple[str, ...] = ()) -> bytes:

@@ -77,3 +77,27 @@ def test_runtime_run_streams_output_and_exit_code(
     r = hn(data_dir, "runtime", "run", "--rm", "never/pulled:1")
     assert r.returncode == 1 and "ErrImagePull" in r.stderr
     before.assert_clean(allowed_tmp={data_dir.name})
+
+
+def test_runc_run_streams_output_and_exit_code(data_dir: Path) -> None:
+    """`--runtime runc` streams what the container writes, as the VM runtime does."""
+    before = HostSnapshot.take()
+    r = hn(data_dir, "image", "build-busybox", "--tag", "example.local/busybox:1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("example.local/busybox:1 sha256:")
+    script = "for i in 1 2 3; do echo out-$i; done; echo to-err >&2; exit 4"
+    r = hn(data_dir, "runtime", "run", "--runtime", "runc", "--rm",
+           "example.local/busybox:1", "--", "sh", "-c", script)  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert r.stdout.splitlines() == ["out-1", "out-2", "out-3"]
+    assert "to-err" in r.stderr
+    r = hn(data_dir, "runtime", "ps", "--json")
+    assert '"pods": []' in r.stdout
+    before.assert_clean(allowed_tmp={data_dir.name})
+
+
+def test_build_busybox_with_a_bad_tag_is_one_line_error(data_dir: Path) -> None:
+    r = hn(data_dir, "image", "build-busybox", "--tag", "Not A Reference")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    r = hn(data_dir, "image", "ls", "--json")
+    assert r.stdout.strip() == "[]"

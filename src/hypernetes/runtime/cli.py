@@ -15,14 +15,18 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
+import tempfile
 import termios
 import time
 import tty
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from .errors import RuntimeFailure
+from .images import starter
 from .types import ContainerConfig, PodSandboxConfig, Resources
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -144,6 +148,18 @@ async def _image_pull(args: argparse.Namespace) -> int:
 async def _image_import(args: argparse.Namespace) -> int:
     info = await _runtime(args).import_image(args.file, args.tag)
     print(info.id)
+    return 0
+
+
+async def _image_build_busybox(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="hn-starter-") as tmp:
+        archive = Path(tmp) / "busybox.tar"
+        try:
+            await asyncio.to_thread(starter.write_busybox_archive, archive, args.tag)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise _command_error(f"cannot build the busybox image: {exc}") from None
+        info = await _runtime(args).import_image(str(archive), args.tag)
+    print(f"{args.tag} {info.id}")
     return 0
 
 
@@ -424,6 +440,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("file")
     p.add_argument("--tag", help="the reference to store it under")
     p.set_defaults(func=_run(_image_import))
+    p = isub.add_parser(
+        "build-busybox",
+        parents=[common],
+        help="make a starter image from the host's busybox-static (no registry needed)",
+    )
+    p.add_argument("--tag", default="example.local/busybox:1")
+    p.set_defaults(func=_run(_image_build_busybox))
     p = isub.add_parser("ls", parents=[common], help="list images")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run(_image_ls))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import crilog
 from .errors import NotFound, RuntimeFailure
 from .images import ImageStore
 from .records import ContainerRecord, SandboxRecord
@@ -143,6 +144,7 @@ class RuncSandbox:
         self.images = images
         self._exited: dict[str, asyncio.Event] = {}
         self._watch: asyncio.Task[None] | None = None
+        self._followers: dict[str, list[asyncio.Task[None]]] = {}
 
     @property
     def id(self) -> str:
@@ -260,6 +262,10 @@ class RuncSandbox:
         c = self._container(cid)
         if c.state == ContainerState.RUNNING and not self._check_exit(c):
             await asyncio.wait_for(self._exited.setdefault(cid, asyncio.Event()).wait(), timeout)
+        # Listeners have had everything the container wrote once it is waited for.
+        for follower in self._followers.pop(cid, []):
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
         return c
 
     async def signal_container(self, cid: str, signum: int) -> None:
@@ -307,7 +313,31 @@ class RuncSandbox:
             os.close(fd)
 
     def add_output_listener(self, cid: str, listener: Callable[[str, bytes], None]) -> None:
-        raise RuntimeFailure("NotSupported", "runc containers log to files only")
+        """Call `listener(stream, data)` with the container's output as it comes.
+
+        The shim writes output straight to the CRI log file (so that it survives
+        this process); listeners follow that file, as `kubectl logs -f` does.
+        """
+        c = self._container(cid)
+        task = asyncio.get_running_loop().create_task(self._follow_log(c, listener))
+        self._followers.setdefault(cid, []).append(task)
+
+    async def _follow_log(self, c: ContainerRecord, listener: Callable[[str, bytes], None]) -> None:
+        offset, pending, quiet = 0, b"", 0
+        while True:
+            exited = c.state == ContainerState.EXITED  # read before the file: no lost tail
+            chunk = await asyncio.to_thread(_read_from, c.log_path, offset)
+            offset += len(chunk)
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                _ts, stream, full, content = crilog.parse_line(line)
+                listener(stream, content + b"\n" if full else content)
+            # After the exit, the shim may still be flushing: stop once it has been
+            # quiet for two reads in a row.
+            quiet = quiet + 1 if exited and not chunk else 0
+            if quiet >= 2:
+                return
+            await asyncio.sleep(0.05)
 
     async def exec(
         self,
@@ -383,3 +413,13 @@ class RuncSandbox:
         for cid in list(self.record.containers):
             await self.remove_container(cid)
         shutil.rmtree(self.record.path, ignore_errors=True)
+
+
+def _read_from(path: str, offset: int) -> bytes:
+    """What `path` holds from `offset` on (nothing if it does not exist yet)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
