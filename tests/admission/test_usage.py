@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypernetes.api.admission.limitrange import aggregate, apply_defaults, check, pod_resources
+from hypernetes.api.admission.limitrange import aggregate, apply_defaults, check
 from hypernetes.api.admission.podsecurity import Policy, pod_spec_violations, service_violations
-from hypernetes.api.admission.quota import (
+from hypernetes.controllers.resourcequota import plan
+from hypernetes.resources import quantity as qty
+from hypernetes.resources.usage import (
     kinds_for,
     missing_specs,
     object_usage,
+    pod_resources,
     pretty,
     quota_matches,
     render,
 )
-from hypernetes.controllers.resourcequota import plan
-from hypernetes.resources import quantity as qty
 
 
 def q(values: dict[str, str]) -> dict[str, qty.Quantity]:

@@ -24,15 +24,6 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-from hypernetes.api.admission.quota import (
-    Usage,
-    add,
-    kinds_for,
-    object_usage,
-    parse_list,
-    quota_matches,
-    render,
-)
 from hypernetes.client import (
     NAMESPACES,
     PODS,
@@ -47,6 +38,15 @@ from hypernetes.client.resource import Resource
 from hypernetes.controllers.runtime import Controller
 from hypernetes.resources import quantity as qty
 from hypernetes.resources.platform import TENANT_LABEL
+from hypernetes.resources.usage import (
+    Usage,
+    add,
+    kinds_for,
+    object_usage,
+    parse_list,
+    quota_matches,
+    render,
+)
 
 log = logging.getLogger(__name__)
 

@@ -29,45 +29,18 @@ from hypernetes.auth.principal import User
 from hypernetes.resources import defaults
 from hypernetes.resources import quantity as qty
 from hypernetes.resources.registry import Registry
+from hypernetes.resources.usage import (
+    container_resources,
+    containers_of,
+    parsed_quantities,
+    pod_resources,
+)
 
 Obj = dict[str, Any]
 
 ANNOTATION = "kubernetes.io/limit-ranger"
 _MAX_MILLI = (2**63 - 1) // 1000
 """kube's `MaxMilliValue`: above it ratios are compared in whole units."""
-
-
-def _resources(container: Obj, which: str) -> dict[str, Any]:
-    res = container.get("resources")
-    found = res.get(which) if isinstance(res, dict) else None
-    return found if isinstance(found, dict) else {}
-
-
-def _containers(spec: Obj, kind: str) -> list[Obj]:
-    items = spec.get(kind)
-    return [c for c in items if isinstance(c, dict)] if isinstance(items, list) else []
-
-
-def add(a: qty.Quantity, b: qty.Quantity) -> qty.Quantity:
-    """a + b, in b's format when a is nothing yet (so memory sums stay in `Gi`)."""
-    return qty.Quantity(a.value + b.value, b.format if a.is_zero() else a.format)
-
-
-def pod_resources(spec: Obj, which: str) -> dict[str, qty.Quantity]:
-    """The pod's effective `requests` or `limits`: the sum over its containers, at least
-    the largest init container's, plus the pod overhead (kube's `PodRequests`)."""
-    total: dict[str, qty.Quantity] = {}
-    for c in _containers(spec, "containers"):
-        for name, q in _parsed(_resources(c, which)).items():
-            total[name] = add(total.get(name, qty.Quantity(0)), q)
-    for c in _containers(spec, "initContainers"):
-        for name, q in _parsed(_resources(c, which)).items():
-            if name not in total or q > total[name]:
-                total[name] = q
-    overhead = spec.get("overhead")
-    for name, q in _parsed(overhead if isinstance(overhead, dict) else {}).items():
-        total[name] = add(total.get(name, qty.Quantity(0)), q)
-    return total
 
 
 def _items(ranges: list[Obj], kind: str) -> list[Obj]:
@@ -83,7 +56,7 @@ def apply_defaults(spec: Obj, items: list[Obj]) -> list[str]:
     """Fill missing container requests/limits from `items`; what was set, kube's wording."""
     notes: list[str] = []
     for kind, label in (("containers", "container"), ("initContainers", "init container")):
-        for c in _containers(spec, kind):
+        for c in containers_of(spec, kind):
             set_requests, set_limits = set(), set()
             for item in items:
                 set_limits |= _fill(c, "limits", item.get("default") or {})
@@ -119,9 +92,12 @@ def check(spec: Obj, items: list[Obj], kind: str) -> list[str]:
         subjects = [(pod_resources(spec, "requests"), pod_resources(spec, "limits"))]
     else:
         subjects = [
-            (_parsed(_resources(c, "requests")), _parsed(_resources(c, "limits")))
+            (
+                parsed_quantities(container_resources(c, "requests")),
+                parsed_quantities(container_resources(c, "limits")),
+            )
             for k in ("containers", "initContainers")
-            for c in _containers(spec, k)
+            for c in containers_of(spec, k)
         ]
     found: list[str] = []
     for requests, limits in subjects:
@@ -133,17 +109,6 @@ def check(spec: Obj, items: list[Obj], kind: str) -> list[str]:
             for name, value in sorted((item.get("maxLimitRequestRatio") or {}).items()):
                 found += _ratio(kind, name, qty.parse(value), requests, limits)
     return found
-
-
-def _parsed(values: dict[str, Any]) -> dict[str, qty.Quantity]:
-    """Quantities by name; a malformed one (validation refuses those) is left out."""
-    out: dict[str, qty.Quantity] = {}
-    for name, value in values.items():
-        try:
-            out[name] = qty.parse(value)
-        except (qty.QuantityError, TypeError):
-            continue
-    return out
 
 
 Quantities = dict[str, qty.Quantity]
