@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypernetes.client import NAMESPACES, PODS, Client, Config, load_kubeconfig
+from hypernetes.client import NAMESPACES, PODS, TENANTS, Client, Config, load_kubeconfig
 from hypernetes.controllers import Controller
 from hypernetes.network import resource as net
 
@@ -112,7 +112,7 @@ async def grant_networks(admin: Client, tenant: str) -> None:
 
 
 async def make_tenant(admin: Client, tenant: str) -> None:
-    await admin.create(net.TENANTS, {"metadata": {"name": tenant}, "spec": {}})
+    await admin.create(TENANTS, {"metadata": {"name": tenant}, "spec": {}})
 
 
 async def make_namespace(admin: Client, name: str, tenant: str | None) -> None:

@@ -18,7 +18,7 @@ from nethelpers import RUN, NetnsFactory
 from test_cni import Plugin
 
 from conftest import HOST_IP, Host, assert_clean
-from hypernetes.client import PODS
+from hypernetes.client import NETWORKS, PODS
 from hypernetes.controllers.network import NetworkController
 from hypernetes.network import resource as net
 from hypernetes.network.datapath import Datapath
@@ -38,10 +38,10 @@ def api(tmp_path: Path) -> Iterator[ThreadedAPI]:
         threaded.run(make_tenant(admin, "acme"))
         threaded.run(make_namespace(admin, "shop", "acme"))
         threaded.run(make_namespace(admin, "loose", None))
-        threaded.run(admin.create(net.NETWORKS, network("acme-web", "10.45.0.0/24", "acme")))
+        threaded.run(admin.create(NETWORKS, network("acme-web", "10.45.0.0/24", "acme")))
 
         async def ready() -> bool:
-            items = (await admin.list_all(net.NETWORKS))["items"]
+            items = (await admin.list_all(NETWORKS))["items"]
             return sum(1 for n in items if net.is_ready_network(n)) == 2
 
         threaded.eventually(ready, "acme-default and acme-web ready")
@@ -99,7 +99,7 @@ def test_add_check_del_from_network_objects(
     assert a.ping("10.244.0.2") and b.ping("10.45.0.2")
     dp = Datapath(plugin.conf["dataDir"], tag=TAG, host_netns=plugin.conf["hostNetns"])
     info = dp.get_network("acme", "acme-web")
-    vni = api.run(api.admin.get(net.NETWORKS, "acme-web"))["status"]["vni"]
+    vni = api.run(api.admin.get(NETWORKS, "acme-web"))["status"]["vni"]
     assert info is not None and info.vni == vni and info.vxlan is not None
 
     # The lease is in the store, with the pod recorded for reclaiming.
@@ -137,10 +137,10 @@ def test_server_mode_errors(api: ThreadedAPI, plugin: Plugin, netns: NetnsFactor
     assert rc == 1 and err["code"] == 7 and "no tenant network" in err["msg"]
     # Its Network is not Ready (being deleted, held by this very pod): try again later.
     api.run(create_pod(api.admin, "shop", pod("early", network="acme-web")))
-    api.run(api.admin.delete(net.NETWORKS, "acme-web"))
+    api.run(api.admin.delete(NETWORKS, "acme-web"))
 
     async def terminating() -> bool:
-        obj = await api.admin.get(net.NETWORKS, "acme-web")
+        obj = await api.admin.get(NETWORKS, "acme-web")
         return (obj.get("status") or {}).get("phase") == "Terminating"
 
     api.eventually(terminating, "acme-web terminating")

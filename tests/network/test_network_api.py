@@ -20,9 +20,8 @@ from apihelpers import (
     pod,
 )
 
-from hypernetes.client import ApiError, Client
+from hypernetes.client import NETWORKS, ApiError, Client
 from hypernetes.network import resource as net
-from hypernetes.network.resource import NETWORKS
 
 
 @pytest.fixture

@@ -21,12 +21,11 @@ from apihelpers import (
     running,
 )
 
-from hypernetes.client import CONFIGMAPS, PODS, Client, NotFound
+from hypernetes.client import CONFIGMAPS, NETWORKS, PODS, TENANTS, Client, NotFound
 from hypernetes.controllers.network import VNI_CONFIGMAP, NetworkController
 from hypernetes.network import resource as net
 from hypernetes.network.ipam import IPAM, Pool
 from hypernetes.network.ipam_store import NAMESPACE, StoreBackend, configmap_name
-from hypernetes.network.resource import NETWORKS
 
 
 @pytest.fixture
@@ -132,7 +131,7 @@ async def test_a_tenant_that_goes_takes_its_networks(api: InProcess) -> None:
         await eventually(lambda: ready(admin, "acme-default"), "acme's default network")
         await admin.create(NETWORKS, network("acme-more", "10.91.0.0/24", "acme"))
         await eventually(lambda: ready(admin, "acme-more"), "acme-more ready")
-        await admin.delete(net.TENANTS, "acme")
+        await admin.delete(TENANTS, "acme")
         await eventually(lambda: gone(admin, "acme-more"), "acme-more deleted")
         await eventually(lambda: gone(admin, "acme-default"), "acme-default deleted")
 

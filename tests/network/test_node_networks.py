@@ -18,7 +18,7 @@ import pytest
 from apihelpers import ThreadedAPI, create_pod, make_namespace, make_tenant, pod
 from nethelpers import RUN, Netns, NetnsFactory, leftovers, tcp_request, tcp_server
 
-from hypernetes.client import NAMESPACES, NODES, PODS
+from hypernetes.client import NAMESPACES, NETWORKS, NODES, PODS
 from hypernetes.controllers.network import NetworkController
 from hypernetes.network import nft
 from hypernetes.network import resource as net
@@ -103,7 +103,7 @@ def nodes(api: ThreadedAPI, netns: NetnsFactory, tmp_path: Path) -> Iterator[lis
 def sync_all(api: ThreadedAPI, nodes: list[Node]) -> list[SyncReport]:
     """What each node agent does when its informers report a change."""
     admin = api.admin
-    networks = api.run(admin.list_all(net.NETWORKS))["items"]
+    networks = api.run(admin.list_all(NETWORKS))["items"]
     pods = api.run(admin.list_all(PODS))["items"]
     node_objs = api.run(admin.list_all(NODES))["items"]
     namespaces = api.run(admin.list_all(NAMESPACES))["items"]
@@ -138,7 +138,7 @@ def test_nodes_follow_networks_and_pods_from_the_api(
         api.run(make_namespace(admin, f"{tenant}-app", tenant))
 
     async def defaults_ready() -> bool:
-        items = (await admin.list_all(net.NETWORKS))["items"]
+        items = (await admin.list_all(NETWORKS))["items"]
         return sum(1 for n in items if (n.get("status") or {}).get("vni")) == 2
 
     api.eventually(defaults_ready, "both default networks ready")
@@ -164,7 +164,7 @@ def test_nodes_follow_networks_and_pods_from_the_api(
         assert tcp_request(b1, str(att_b2.ip.ip), 7100) == str(att_b1.ip.ip)
         assert tcp_request(a1, str(att_b2.ip.ip), 7100, timeout=2) is None  # that is acme's a2
         assert beta_server.peers == [str(att_b1.ip.ip)]
-    acme_vni = api.run(admin.get(net.NETWORKS, "acme-default"))["status"]["vni"]
+    acme_vni = api.run(admin.get(NETWORKS, "acme-default"))["status"]["vni"]
     info = n1.manager.datapath.get_network("acme", "acme-default")
     assert info is not None and info.vni == acme_vni and info.vxlan
 
@@ -205,7 +205,7 @@ def test_pods_of_networks_not_ready_are_left_alone(api: ThreadedAPI, nodes: list
     # No controller runs: the Network has no VNI yet, so nodes must not build it.
     body = {"metadata": {"name": "acme-default"},
             "spec": {"tenant": "acme", "cidr": "10.244.0.0/24"}}  # fmt: skip
-    api.run(admin.create(net.NETWORKS, body))
+    api.run(admin.create(NETWORKS, body))
     api.run(create_pod(admin, "acme-app", pod("a1", node="n1")))
     reports = sync_all(api, nodes)
     assert all(r.ensured == [] for r in reports)

@@ -221,6 +221,7 @@ def sign(csr: x509.CertificateSigningRequest, name: str, ca: Path, *, serving: b
 # -- what nodes may do ------------------------------------------------------------
 
 _READ = ("get", "list", "watch")
+IPAM_NAMESPACE, IPAM_PREFIX = "kube-system", "ipam-"  # = network/ipam_store.py's
 
 
 def node_name(user: User) -> str | None:
@@ -321,6 +322,12 @@ async def node_may(
         if sub == "status" and verb in ("get", "update", "patch"):
             return await bound_to(node, attrs.namespace, attrs.name)
         return False
+    if group == "" and res == "configmaps" and attrs.namespace == IPAM_NAMESPACE and not sub:
+        # IPAM pools (network/ipam_store.py): a node leases its pods' addresses.
+        if verb == "create" and not attrs.name:
+            return True  # node_admission checks the name
+        if attrs.name.startswith(IPAM_PREFIX) and verb in ("get", "update", "delete"):
+            return True
     if group == "" and res in ("configmaps", "secrets"):
         if verb != "get" or sub or not attrs.name or referenced is None:
             return False
@@ -345,6 +352,8 @@ def node_admission() -> Callable[[Any, Any, Obj, Obj | None], Awaitable[None]]:
             return
         kind = target.rt.kind
         name = (new.get("metadata") or {}).get("name")
+        if kind == "ConfigMap" and not str(name or "").startswith(IPAM_PREFIX):
+            raise errors.forbidden(f'node "{node}" may only write IPAM pool ConfigMaps')
         if kind in ("Node", "Lease") and name != node:
             raise errors.forbidden(
                 f'node "{node}" may not create or change {kind} "{name}": only its own'

@@ -34,7 +34,7 @@ from hypernetes.client import (
 )
 from hypernetes.controllers.podutil import EventRecorder
 from hypernetes.node import machine
-from hypernetes.node.network import LoopbackNetwork, PodNetwork
+from hypernetes.node.network import LoopbackNetwork, PodNetwork, default_network
 from hypernetes.node.pods import NodeContext, PodWorker
 from hypernetes.node.streams import StreamServer
 from hypernetes.runtime import Runtime, RuntimeFailure
@@ -91,6 +91,7 @@ class NodeAgent:
             log_root=self.data_dir / "pod-logs",
             insecure_registries=insecure_registries,
         )
+        self._choose_network = network is None
         self.workers: dict[str, PodWorker] = {}
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={self.node_name}")
         self.pods.add_handlers(self._on_pod, self._on_pod_update, self._on_pod_delete)
@@ -108,7 +109,12 @@ class NodeAgent:
         """Runs until `stop` is set; then detaches, leaving the pods running."""
         await self.runtime.open()
         tasks: list[asyncio.Task[Any]] = []
+        if self._choose_network:  # tenant networks if this host can run them
+            self.ctx.network = default_network(
+                self.client, self.node_name, self.data_dir / "network", self.node_ip
+            )
         try:
+            await self.ctx.network.start()
             await self._start_streams()
             await self._register()
             informer_stop = asyncio.Event()
@@ -132,6 +138,7 @@ class NodeAgent:
                     await task
             for worker in list(self.workers.values()):
                 await worker.stop()
+            await self.ctx.network.close()
             if self.streams is not None:
                 await self.streams.stop()
             await self.runtime.close()
@@ -201,6 +208,13 @@ class NodeAgent:
             with contextlib.suppress(RuntimeFailure):
                 await self.runtime.stop_pod_sandbox(sandbox.id, grace=0)
                 await self.runtime.remove_pod_sandbox(sandbox.id)
+            meta = {"uid": sandbox.uid, "namespace": sandbox.namespace, "name": sandbox.name}
+            try:
+                await self.ctx.network.detach({"metadata": meta})
+            except Exception as exc:  # the port clean-up of the agent's next start retries
+                log.warning(
+                    "pod %s/%s: releasing its network: %s", sandbox.namespace, sandbox.name, exc
+                )
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -5,17 +5,25 @@ that drives it (re-attach after a restart). Devices are virtio-mmio: a
 virtio-serial port for the agent, a virtio-scsi bus to which container image
 disks are hot-plugged (microvm has no PCI, and SCSI hotplug needs none), and
 optionally a virtio-net device bound to a TAP device handed over by the
-network layer.
+network layer. A TAP in another network namespace (a tenant router's) is
+opened there by a short-lived thread and passed to QEMU as a descriptor
+(`-netdev tap,fd=N`): QEMU runs in the host namespace and could not find it
+by name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import dataclasses
+import fcntl
 import json
 import os
 import signal
+import struct
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +47,8 @@ class VMSpec:
     memory_mib: int
     tap: str | None = None
     mac: str | None = None
+    tap_netns: str | None = None  # the TAP's namespace (None: the host's)
+    tap_fd: int | None = None  # set by `launch` when the TAP is passed open
     # Guest RAM as a file (VM templates): the template writes its RAM through
     # a shared mapping (share=True); a clone maps the saved file privately
     # (copy-on-write) and waits for its device state (`incoming`).
@@ -140,9 +150,15 @@ def command_line(spec: VMSpec) -> list[str]:
         str(spec.pidfile),
     ]
     if spec.tap:
+        # QEMU refuses ifname/script options beside fd=
+        backend = (
+            f"fd={spec.tap_fd}"
+            if spec.tap_fd is not None
+            else f"ifname={spec.tap},script=no,downscript=no"
+        )
         cmd += [
             "-netdev",
-            f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
+            f"tap,id=net0,{backend}",
             "-device",
             f"virtio-net-device,id=nic0,netdev=net0,mac={spec.mac or TEMPLATE_MAC}",
         ]
@@ -151,9 +167,58 @@ def command_line(spec: VMSpec) -> list[str]:
     return cmd
 
 
+_TUNSETIFF = 0x400454CA
+_IFF_TAP, _IFF_NO_PI, _IFF_VNET_HDR = 0x0002, 0x1000, 0x4000  # as the network layer makes it
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def open_tap(netns: str, name: str) -> int:
+    """Opens the existing TAP `name` of the namespace at `netns` (a path); returns the
+    descriptor (inheritable, for QEMU). A TAP is found by name in the namespace of the
+    opening thread, so a throwaway thread enters the namespace (setns) and opens it;
+    the descriptor stays bound to the device wherever it is used."""
+    result: list[int | BaseException] = []
+
+    def body() -> None:
+        try:
+            ns = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc.setns(ns, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"entering {netns}: {os.strerror(err)}")
+            finally:
+                os.close(ns)
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+            try:
+                ifr = struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR)
+                fcntl.ioctl(fd, _TUNSETIFF, ifr)
+            except BaseException:
+                os.close(fd)
+                raise
+            result.append(fd)
+        except BaseException as exc:  # handed to the caller's thread
+            result.append(exc)
+
+    # The thread ends right after: its namespace switch never leaks to other work.
+    worker = threading.Thread(target=body, name=f"open-tap-{name}")
+    worker.start()
+    worker.join()
+    if isinstance(result[0], BaseException):
+        raise SandboxError("NetworkError", f"cannot open TAP {name}: {result[0]}")
+    os.set_inheritable(result[0], True)
+    return result[0]
+
+
 def launch(spec: VMSpec) -> subprocess.Popen[bytes]:
-    """Starts QEMU detached from our session; it keeps running if we exit."""
+    """Starts QEMU detached from our session; it keeps running if we exit.
+    A TAP in another namespace is opened here and passed open (QEMU keeps the
+    only descriptor: the device carries traffic while QEMU lives)."""
     spec.state_dir.mkdir(parents=True, exist_ok=True)
+    fds: tuple[int, ...] = ()
+    if spec.tap and spec.tap_netns:
+        fd = open_tap(spec.tap_netns, spec.tap)
+        spec, fds = dataclasses.replace(spec, tap_fd=fd), (fd,)
     err = open(spec.state_dir / "qemu.log", "wb")  # noqa: SIM115
     try:
         return subprocess.Popen(
@@ -162,11 +227,14 @@ def launch(spec: VMSpec) -> subprocess.Popen[bytes]:
             stdout=err,
             stderr=err,
             start_new_session=True,
+            pass_fds=fds,
         )
     except FileNotFoundError:
         raise SandboxError("NoHypervisor", f"{QEMU} is not installed") from None
     finally:
         err.close()
+        for fd in fds:
+            os.close(fd)
 
 
 def process_alive(pid: int, name: str) -> bool:

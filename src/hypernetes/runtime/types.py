@@ -15,6 +15,11 @@ class NetworkAttachment:
     and hands its name over; the runtime attaches the VM to it and configures
     the guest side: `mac`, `address` ("10.0.0.5/24"), `gateway`, `mtu`. The
     runtime never creates nor deletes the TAP device.
+
+    `netns` is the path of the network namespace the TAP lives in (a tenant
+    router's); the runtime then opens the TAP there and hands QEMU the open
+    descriptor (QEMU itself runs in the host namespace). None: the TAP is in
+    the host namespace and QEMU opens it by name.
     """
 
     tap: str
@@ -22,6 +27,7 @@ class NetworkAttachment:
     address: str | None = None
     gateway: str | None = None
     mtu: int | None = None
+    netns: str | None = None
 
 
 @dataclass

@@ -88,6 +88,7 @@ class VMSandbox:
             self.record.memory_mib,
             tap=net.tap if net else None,
             mac=net.mac if net else None,
+            tap_netns=net.netns if net else None,
         )
 
     # --- lifecycle ------------------------------------------------------------
