@@ -294,3 +294,49 @@ def test_networks_of_other_tenants_are_out_of_reach(platform: Platform, globex_n
     assert 'not in tenant "acme"' in forbidden(
         alice.api("GET", "/apis/hypernetes.io/v1/networks/no-such-network")
     )
+
+
+def test_rules_review_is_narrowed_by_the_boundary(
+    platform: Platform, acme_ns: str, globex_ns: str
+) -> None:
+    carol = platform.login("carol")
+
+    def rules_in(namespace: str) -> dict[str, object]:
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                "spec": {"namespace": namespace}}  # fmt: skip
+        resp = carol.api("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body)
+        assert resp.code == 201, resp.body
+        return dict(resp.body["status"])
+
+    foreign = rules_in(acme_ns)
+    assert foreign["resourceRules"] == [] and foreign["incomplete"] is True
+    assert f'"{acme_ns}" is not in tenant "globex"' in str(foreign["evaluationError"])
+    own = rules_in(globex_ns)
+    granted = own["resourceRules"]
+    assert isinstance(granted, list)
+    assert any({"configmaps", "*"} & set(r.get("resources", [])) for r in granted)
+    assert own["incomplete"] is True
+    # kubectl shows the same: nothing listed for the other tenant's namespace.
+    listed = carol("auth", "can-i", "--list", "-n", acme_ns).stdout
+    assert "configmaps" not in listed and "deployments" not in listed
+
+
+def test_can_i_agrees_with_the_quota_guard(platform: Platform, acme_ns: str) -> None:
+    """Access reviews answer with the whole authorizer chain, not RBAC alone: a tenant
+    user that RBAC lets write quotas is still refused by the quota guard, and told so."""
+    alice = platform.login("alice")
+    platform.admin("create", "role", "quota-writer", "--verb=create,update,delete",
+                   "--resource=resourcequotas", "-n", acme_ns)  # fmt: skip
+    platform.admin("create", "rolebinding", "alice-quota", "--role=quota-writer",
+                   "--user=alice", "-n", acme_ns)  # fmt: skip
+    try:
+        answer = alice("auth", "can-i", "create", "resourcequotas", "-n", acme_ns, check=False)
+        assert answer.stdout.startswith("no - ")  # kubectl prints the denial's reason
+        assert "only the platform admin may create resource quotas" in answer.stdout
+        refused = alice("create", "quota", "mine", "--hard=pods=100", "-n", acme_ns, check=False)
+        assert "only the platform admin may create resource quotas" in kubectl_denied(refused)
+        # RBAC's own grant is real: the same review for configmaps still says yes.
+        assert can(alice, "create", "configmaps", "-n", acme_ns)
+    finally:
+        platform.admin("delete", "rolebinding", "alice-quota", "-n", acme_ns)
+        platform.admin("delete", "role", "quota-writer", "-n", acme_ns)

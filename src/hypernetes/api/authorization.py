@@ -13,6 +13,7 @@ import contextlib
 from typing import Any
 
 from hypernetes.api import errors
+from hypernetes.api.auth import Authorizer
 from hypernetes.api.follower import Follower
 from hypernetes.api.objects import Objects
 from hypernetes.auth.aggregation import aggregate
@@ -243,8 +244,11 @@ def escalation_check(authorizer: RBACAuthorizer) -> Any:
 class Reviews:
     """Computes the access-review kinds of authorization.k8s.io/v1."""
 
-    def __init__(self, authorizer: RBACAuthorizer) -> None:
+    def __init__(self, authorizer: RBACAuthorizer, decide: Authorizer | None = None) -> None:
         self.authorizer = authorizer
+        self.decide: Authorizer = decide or authorizer
+        """What answers access reviews: the server's whole authorizer chain (RBAC plus
+        the layers wrapped around it), so `can-i` agrees with what requests get."""
 
     async def review(self, kind: str, caller: User, namespace: str | None, body: Obj) -> Obj:
         spec = body.get("spec") or {}
@@ -262,7 +266,11 @@ class Reviews:
                 spec.get("user") or "", tuple(spec.get("groups") or ()), spec.get("uid") or ""
             )
         attrs = _attributes(spec, namespace)
-        allowed = await self.authorizer(subject, attrs)
+        try:
+            allowed = await self.decide(subject, attrs)
+        except errors.APIError as exc:  # a layer that refuses outright, with its reason
+            body["status"] = {"allowed": False, "denied": True, "reason": exc.message}
+            return body
         body["status"] = {"allowed": allowed}
         if not allowed:
             body["status"]["reason"] = "no RBAC policy matched"

@@ -145,6 +145,8 @@ class Boundary:
 
         async def review(caller: Any, namespace: str | None, body: Obj) -> Obj:
             spec = body.get("spec") or {}
+            if kind == "SelfSubjectRulesReview":
+                return await self._rules_review(caller, spec, await answer(caller, namespace, body))
             attrs_spec = spec.get("resourceAttributes")
             if isinstance(attrs_spec, dict):
                 subject = caller if kind == "SelfSubjectAccessReview" else _subject(spec)
@@ -164,6 +166,23 @@ class Boundary:
             return await answer(caller, namespace, body)
 
         return review
+
+    async def _rules_review(self, caller: User, spec: Obj, body: Obj) -> Obj:
+        """RBAC lists rules; for a tenant principal the boundary narrows them. In another
+        tenant's namespace nothing is allowed; elsewhere the list is marked incomplete
+        (kube's word for "an authorizer could not enumerate its rules")."""
+        tenant = self.tenant_of(caller)
+        if tenant is None:
+            return body
+        status = body.setdefault("status", {})
+        namespace = str(spec.get("namespace") or "")
+        if namespace and not await self.in_tenant(namespace, tenant):
+            status["resourceRules"] = []
+            status["evaluationError"] = f'namespace "{namespace}" is not in tenant "{tenant}"'
+        else:
+            status["evaluationError"] = f'the tenant boundary of "{tenant}" narrows these rules'
+        status["incomplete"] = True
+        return body
 
     def _kind(self, group: str, plural: str) -> ResourceType | None:
         for rt in self.registry:
@@ -262,7 +281,12 @@ async def install_tenancy(server: Server) -> Boundary:
         await sync.run()
 
     server.background += [follow, mirror]
-    for kind in ("SelfSubjectAccessReview", "LocalSubjectAccessReview", "SubjectAccessReview"):
+    for kind in (
+        "SelfSubjectAccessReview",
+        "LocalSubjectAccessReview",
+        "SubjectAccessReview",
+        "SelfSubjectRulesReview",
+    ):
         if kind in server.api.computed:
             server.api.computed[kind] = boundary.review(kind, server.api.computed[kind])
     # The platform admin's client certificate opens the identity API too (the admin CLI

@@ -112,7 +112,7 @@ class Server:
         if self.authorizer is None:
             self.authorizer = rbac
         self.api.admission.append(escalation_check(rbac))
-        reviews = Reviews(rbac)
+        reviews = Reviews(rbac, decide=self._decide)
         for kind in (
             "SelfSubjectAccessReview",
             "SelfSubjectRulesReview",
@@ -168,6 +168,11 @@ class Server:
             user="admin",
         )
         log.info("serving on %s; admin kubeconfig %s", self.url, self.admin_kubeconfig)
+
+    async def _decide(self, user: User, attrs: Attributes) -> bool:
+        """The authorizer chain as it stands (platform layers wrap RBAC at start-up)."""
+        assert self.authorizer is not None
+        return await self.authorizer(user, attrs)
 
     async def _install_platform(self) -> None:
         """Install the platform's policy layers: each registers its admission hooks,
