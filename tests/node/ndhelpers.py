@@ -168,3 +168,8 @@ def container_state(server: Any, ns: str, name: str) -> dict[str, Any]:
     """The first container's status of the pod (empty before the agent reports one)."""
     statuses = get_pod(server, ns, name).get("status", {}).get("containerStatuses") or [{}]
     return dict(statuses[0])
+
+
+def apply_manifest(server: Any, ns: str, manifest: str) -> None:
+    """`kubectl apply -n NS -f -` of `manifest` (`server` is a RunningServer)."""
+    server.kubectl("apply", "-n", ns, "-f", "-", input=manifest)

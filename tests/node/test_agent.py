@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from ndhelpers import HN, Agent, container_state, eventually, get_pod, pod_manifest
+from ndhelpers import HN, Agent, apply_manifest, container_state, eventually, get_pod, pod_manifest
 from tests.conftest import RunningServer
 
 
@@ -42,7 +42,7 @@ def test_node_registers_with_capacity_and_lease(server: RunningServer, agent: Ag
 
 def test_pod_runs_and_reports_status(server: RunningServer, agent: Agent, ns: str) -> None:
     manifest = pod_manifest("web", agent.node_name, ["sh", "-c", "echo hello; sleep 3600"])
-    server.kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+    apply_manifest(server, ns, manifest)
     server.kubectl("wait", "-n", ns, "pod/web", "--for=condition=Ready", "--timeout=60s")
     pod = get_pod(server, ns, "web")
     st = pod["status"]
@@ -58,7 +58,7 @@ def test_pod_runs_and_reports_status(server: RunningServer, agent: Agent, ns: st
 
 def test_crashing_container_backs_off(server: RunningServer, agent: Agent, ns: str) -> None:
     manifest = pod_manifest("crash", agent.node_name, ["sh", "-c", "echo dying; exit 3"])
-    server.kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+    apply_manifest(server, ns, manifest)
 
     def backing_off() -> dict[str, Any] | None:
         cs = container_state(server, ns, "crash")
@@ -79,7 +79,7 @@ def test_crashing_container_backs_off(server: RunningServer, agent: Agent, ns: s
 
 def test_missing_image_pull_errors(server: RunningServer, agent: Agent, ns: str) -> None:
     manifest = pod_manifest("noimg", agent.node_name, ["true"], image="127.0.0.1:9/nope/none:1")
-    server.kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+    apply_manifest(server, ns, manifest)
     seen: set[str] = set()
 
     def both() -> bool:
@@ -97,11 +97,11 @@ def test_missing_image_pull_errors(server: RunningServer, agent: Agent, ns: str)
 
 
 def test_restart_policies(server: RunningServer, agent: Agent, ns: str) -> None:
-    server.kubectl("apply", "-n", ns, "-f", "-", input=pod_manifest(
+    apply_manifest(server, ns, pod_manifest(
         "done", agent.node_name, ["sh", "-c", "exit 0"], restart="Never"))  # fmt: skip
-    server.kubectl("apply", "-n", ns, "-f", "-", input=pod_manifest(
+    apply_manifest(server, ns, pod_manifest(
         "fails", agent.node_name, ["sh", "-c", "exit 7"], restart="Never"))  # fmt: skip
-    server.kubectl("apply", "-n", ns, "-f", "-", input=pod_manifest(
+    apply_manifest(server, ns, pod_manifest(
         "retry", agent.node_name,
         ["sh", "-c", "test -f /tmp/x || { touch /tmp/x; exit 1; }; exit 1"],
         restart="OnFailure"))  # fmt: skip
@@ -122,21 +122,13 @@ def test_restart_policies(server: RunningServer, agent: Agent, ns: str) -> None:
 
 def test_graceful_deletion(server: RunningServer, agent: Agent, ns: str) -> None:
     script = "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"
-    server.kubectl(
-        "apply",
-        "-n",
-        ns,
-        "-f",
-        "-",
-        input=pod_manifest("polite", agent.node_name, ["sh", "-c", script], grace=20),
+    apply_manifest(
+        server, ns, pod_manifest("polite", agent.node_name, ["sh", "-c", script], grace=20)
     )
-    server.kubectl(
-        "apply",
-        "-n",
+    apply_manifest(
+        server,
         ns,
-        "-f",
-        "-",
-        input=pod_manifest(
+        pod_manifest(
             "stubborn", agent.node_name, ["sh", "-c", "trap '' TERM; sleep 3600"], grace=2
         ),
     )
@@ -165,7 +157,7 @@ def test_runc_refused_in_tenant_namespace(server: RunningServer, agent: Agent) -
                     "metadata": {"name": ns, "labels": labels}}  # fmt: skip
         server.kubectl("apply", "-f", "-", input=json.dumps(manifest))
         pod = pod_manifest("sneaky", agent.node_name, ["sleep", "3600"])  # asks for runc
-        server.kubectl("apply", "-n", ns, "-f", "-", input=pod)
+        apply_manifest(server, ns, pod)
 
         def refused() -> str:
             cs = container_state(server, ns, "sneaky")
@@ -199,15 +191,10 @@ def test_environment_from_config_and_secrets(server: RunningServer, agent: Agent
          "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
     ]  # fmt: skip
     extra = {"env": env, "envFrom": [{"prefix": "CM_", "configMapRef": {"name": "cfg"}}]}
-    server.kubectl(
-        "apply",
-        "-n",
+    apply_manifest(
+        server,
         ns,
-        "-f",
-        "-",
-        input=pod_manifest(
-            "envy", agent.node_name, ["sh", "-c", "env | sort; sleep 3600"], extra=extra
-        ),
+        pod_manifest("envy", agent.node_name, ["sh", "-c", "env | sort; sleep 3600"], extra=extra),
     )
     server.kubectl("wait", "-n", ns, "pod/envy", "--for=condition=Ready", "--timeout=60s")
     lines = set(server.kubectl("logs", "-n", ns, "envy").stdout.splitlines())
@@ -225,13 +212,10 @@ def test_environment_from_config_and_secrets(server: RunningServer, agent: Agent
 
 def test_missing_config_waits_then_starts(server: RunningServer, agent: Agent, ns: str) -> None:
     env = [{"name": "V", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "v"}}}]
-    server.kubectl(
-        "apply",
-        "-n",
+    apply_manifest(
+        server,
         ns,
-        "-f",
-        "-",
-        input=pod_manifest(
+        pod_manifest(
             "patient", agent.node_name, ["sh", "-c", "echo V=$V; sleep 3600"], extra={"env": env}
         ),
     )

@@ -10,6 +10,7 @@ import uuid
 
 from ndhelpers import (
     Agent,
+    apply_manifest,
     container_state,
     eventually,
     get_pod,
@@ -28,12 +29,12 @@ def free_port() -> int:
 
 def test_exec_readiness_and_liveness(server: RunningServer, agent: Agent, ns: str) -> None:
     ready_probe = {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1}
-    server.kubectl("apply", "-n", ns, "-f", "-", input=pod_manifest(
+    apply_manifest(server, ns, pod_manifest(
         "slow", agent.node_name, ["sh", "-c", "sleep 3; touch /tmp/ready; sleep 3600"],
         extra={"readinessProbe": ready_probe}))  # fmt: skip
     live_probe = {"exec": {"command": ["test", "-f", "/tmp/alive"]}, "periodSeconds": 1,
                   "failureThreshold": 2}  # fmt: skip
-    server.kubectl("apply", "-n", ns, "-f", "-", input=pod_manifest(
+    apply_manifest(server, ns, pod_manifest(
         "sick", agent.node_name,
         ["sh", "-c", "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 3600"],
         extra={"livenessProbe": live_probe}))  # fmt: skip
@@ -57,28 +58,18 @@ def test_http_tcp_and_startup_probes(server: RunningServer, agent: Agent, ns: st
         "readinessProbe": {"httpGet": {"path": "/index.html", "port": port}, "periodSeconds": 1},
         "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
     }
-    server.kubectl(
-        "apply",
-        "-n",
+    apply_manifest(
+        server,
         ns,
-        "-f",
-        "-",
-        input=pod_manifest(
-            "httpd", agent.node_name, ["sh", "-c", f"sleep 1; {serve}"], extra=probes
-        ),
+        pod_manifest("httpd", agent.node_name, ["sh", "-c", f"sleep 1; {serve}"], extra=probes),
     )
     server.kubectl("wait", "-n", ns, "pod/httpd", "--for=condition=Ready", "--timeout=40s")
     cs = container_state(server, ns, "httpd")
     assert cs["started"] is True and cs["restartCount"] == 0
     bad = {"readinessProbe": {"httpGet": {"path": "/missing", "port": port + 1},
                               "periodSeconds": 1}}  # fmt: skip
-    server.kubectl(
-        "apply",
-        "-n",
-        ns,
-        "-f",
-        "-",
-        input=pod_manifest("unready", agent.node_name, ["sleep", "3600"], extra=bad),
+    apply_manifest(
+        server, ns, pod_manifest("unready", agent.node_name, ["sleep", "3600"], extra=bad)
     )
     eventually(
         lambda: "running" in container_state(server, ns, "unready").get("state", {}), "running"
@@ -91,24 +82,14 @@ def test_http_tcp_and_startup_probes(server: RunningServer, agent: Agent, ns: st
 
 def test_agent_restart_adopts_running_pods(server: RunningServer, agent: Agent, ns: str) -> None:
     marker = f"adopt{uuid.uuid4().hex[:6]}"
-    server.kubectl(
-        "apply",
-        "-n",
+    apply_manifest(
+        server,
         ns,
-        "-f",
-        "-",
-        input=pod_manifest("keep", agent.node_name, ["sh", "-c", f"sleep 3600; echo {marker}"]),
+        pod_manifest("keep", agent.node_name, ["sh", "-c", f"sleep 3600; echo {marker}"]),
     )
-    server.kubectl(
-        "apply", "-n", ns, "-f", "-", input=pod_manifest("drop", agent.node_name, ["sleep", "3600"])
-    )
-    server.kubectl(
-        "apply",
-        "-n",
-        ns,
-        "-f",
-        "-",
-        input=pod_manifest("once", agent.node_name, ["sh", "-c", "echo ran"], restart="Never"),
+    apply_manifest(server, ns, pod_manifest("drop", agent.node_name, ["sleep", "3600"]))
+    apply_manifest(
+        server, ns, pod_manifest("once", agent.node_name, ["sh", "-c", "echo ran"], restart="Never")
     )
     for name in ("keep", "drop"):
         server.kubectl("wait", "-n", ns, f"pod/{name}", "--for=condition=Ready", "--timeout=60s")
@@ -150,14 +131,7 @@ def sandboxes_running(agent: Agent) -> list[str]:
 
 def test_agent_killed_while_starting_pods(server: RunningServer, agent: Agent, ns: str) -> None:
     for i in range(4):
-        server.kubectl(
-            "apply",
-            "-n",
-            ns,
-            "-f",
-            "-",
-            input=pod_manifest(f"burst-{i}", agent.node_name, ["sleep", "3600"]),
-        )
+        apply_manifest(server, ns, pod_manifest(f"burst-{i}", agent.node_name, ["sleep", "3600"]))
     time.sleep(0.7)
     agent.kill()
     agent.start()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from ndhelpers import HN, eventually, import_image, pod_manifest, wipe_runtime
+from ndhelpers import HN, apply_manifest, eventually, import_image, pod_manifest, wipe_runtime
 from tests.conftest import RunningServer, start_server
 
 from hypernetes.network import Datapath, Lease
@@ -88,7 +88,7 @@ def make_tenant(server: RunningServer, tenant: str) -> str:
 
 def run_pod(server: RunningServer, ns: str, name: str, node: str, script: str) -> None:
     pod = pod_manifest(name, node, ["sh", "-c", script], runtime="vm", grace=1)
-    server.kubectl("apply", "-n", ns, "-f", "-", input=pod)
+    apply_manifest(server, ns, pod)
 
 
 def pod_ip(server: RunningServer, ns: str, name: str) -> str:
