@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from hypernetes.api import errors
 from hypernetes.resources.registry import Registry, ResourceType
+
+DRY_RUN: ContextVar[bool] = ContextVar("dry_run", default=False)
+"""Whether the request being served is a dry run (`?dryRun=All`): admission hooks with
+side effects (quota charges) decide as usual but write nothing."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from hypernetes.api.admission import PROTECTED_NAMESPACES
 from hypernetes.api.auth import USER
 from hypernetes.api.crds import CLEANUP_FINALIZER
 from hypernetes.api.objects import Obj, Objects, now_micro, parse_resource_version
-from hypernetes.api.request import Target
+from hypernetes.api.request import DRY_RUN, Target
 from hypernetes.api.watch import serve_watch
 from hypernetes.resources import fields, labels, tables
 from hypernetes.resources.registry import Registry, ResourceType
@@ -58,6 +58,13 @@ class ResourceAPI:
         """Narrow lists and watches to what the caller may see (the tenant boundary)."""
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        reset = DRY_RUN.set(request.method != "GET" and _dry_run(request))
+        try:
+            return await self._handle(request, target)
+        finally:
+            DRY_RUN.reset(reset)
+
+    async def _handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
         if not target.rt.stored:
             return await self._compute(request, target)

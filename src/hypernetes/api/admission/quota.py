@@ -2,7 +2,8 @@
 
 What an object costs is `hypernetes.resources.usage` (kube's quota evaluators).
 
-Admission (`quota_admission`) charges a create or update to every
+Admission (`quota_admission`) charges a create or update (a dry run is judged the
+same way but charges nothing) to every
 ResourceQuota of the namespace whose `spec.hard` names a resource it costs,
 and to the owning Tenant's `spec.quota.hard`, or refuses it with kube's 403
 (`exceeded quota: NAME, requested: ..., used: ..., limited: ...`; pods under
@@ -41,7 +42,7 @@ from hypernetes.api.admission.podsecurity import (
 )
 from hypernetes.api.auth import Authorizer
 from hypernetes.api.objects import Objects
-from hypernetes.api.request import Target
+from hypernetes.api.request import DRY_RUN, Target
 from hypernetes.auth.principal import Attributes, User
 from hypernetes.resources import quantity as qty
 from hypernetes.resources.platform import TENANT_LABEL
@@ -190,6 +191,8 @@ class QuotaAdmission:
             for resource, count in (await self._recount(namespace, quota, wanted, used)).items():
                 used[resource] = count
             _refuse_if_exceeded(rt, name, quota_name, wanted, used, hard)
+            if DRY_RUN.get():
+                return None  # decided as for real; a dry run charges nothing
             new = copy.deepcopy(quota)
             new_used = used | {k: add(used.get(k, qty.Quantity(0)), v) for k, v in wanted.items()}
             new["status"] = {
@@ -218,6 +221,8 @@ class QuotaAdmission:
             if missing:
                 used |= await self.tenant_recount(tenant, missing)
             _refuse_if_exceeded(rt, name, f"tenant/{tenant}", wanted, used, hard)
+            if DRY_RUN.get():
+                return None
             new = copy.deepcopy(obj)
             new_used = used | {k: add(used.get(k, qty.Quantity(0)), v) for k, v in wanted.items()}
             new.setdefault("status", {})["quota"] = {
