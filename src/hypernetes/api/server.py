@@ -53,6 +53,8 @@ from hypernetes.store import SQLiteStore, Store
 log = logging.getLogger(__name__)
 
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SHUTDOWN_GRACE = 2.0
+"""Seconds in-flight requests get to finish when the server stops."""
 COMPACT_INTERVAL = 300.0
 """Seconds between compactions; each keeps the history of the last interval, as kube."""
 
@@ -149,7 +151,11 @@ class Server:
         # The identity API authenticates its own requests (X-Auth-Token), as Keystone does.
         app.add_subapp("/identity", build_app(self.identity))
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        # Watches and streams never finish by themselves: on stop, give requests a
+        # moment, then cancel them (clients re-list and re-watch, as from kube).
+        self.runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=tls)
         await site.start()
