@@ -61,11 +61,29 @@ static char *join(const char *a, const char *b)
 	return s;
 }
 
-/* The block device of SCSI target:lun (hot-plugged by the host just before). */
-static int find_scsi_disk(int target, int lun, char *dev, size_t devlen)
+/* A disk present since boot whose backing the host just swapped: the kernel
+ * re-reads its size, and drops what it cached of the previous content. */
+static void refresh_disk(const char *scsi_name, const char *dev)
 {
-	struct timespec pause = {0, 5 * 1000 * 1000};
-	for (int tries = 0; tries < 3000; tries++) { /* 15 s: TCG guests are slow */
+	char path[300];
+	snprintf(path, sizeof(path), "/sys/bus/scsi/devices/%s/rescan", scsi_name);
+	if (write_file(path, "1"))
+		logmsg("%s: %m", path);
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, BLKFLSBUF, 0))
+		logmsg("flush %s: %m", dev);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The block device of SCSI target:lun (hot-plugged by the host just before,
+ * or present since boot with a new backing: `rescan`). */
+static int find_scsi_disk(int target, int lun, int rescan, char *dev, size_t devlen)
+{
+	/* 1 ms polls: the guest's SCSI scan of a just-plugged disk ends at any
+	 * moment, and each poll is cheap next to it (5 ms cost ~2.5 ms a start). */
+	struct timespec pause = {0, 1000 * 1000};
+	for (int tries = 0; tries < 15000; tries++) { /* 15 s: TCG guests are slow */
 		DIR *d = opendir("/sys/bus/scsi/devices");
 		struct dirent *e;
 		while (d && (e = readdir(d))) {
@@ -81,13 +99,15 @@ static int find_scsi_disk(int target, int lun, char *dev, size_t devlen)
 				if (be->d_name[0] == '.')
 					continue;
 				snprintf(dev, devlen, "/dev/%s", be->d_name);
+				if (rescan)
+					refresh_disk(e->d_name, dev);
 				snprintf(path, sizeof(path), "/sys/class/block/%s/size", be->d_name);
 				closedir(b);
 				closedir(d);
 				/* The node appears before the disk has been sized: wait for both. */
 				struct stat st;
 				char size[32] = "0";
-				for (int i = 0; i < 1000; i++) {
+				for (int i = 0; i < 5000; i++) {
 					int fd = open(path, O_RDONLY | O_CLOEXEC);
 					ssize_t n = fd >= 0 ? read(fd, size, sizeof(size) - 1) : -1;
 					if (fd >= 0)
@@ -162,12 +182,13 @@ int ctr_create(struct mpr req, struct container **out, char *err, size_t errlen)
 	}
 	int target = (int)mp_get_int(rootfs, "scsi_target", -1);
 	int lun = (int)mp_get_int(rootfs, "scsi_lun", 0);
+	int rescan = mp_get_bool(rootfs, "rescan", 0);
 	char *fstype = mp_get_str(rootfs, "fstype");
 	char *device = mp_get_str(rootfs, "device");
 	char *options = mp_get_str(rootfs, "options"); /* e.g. 9p: trans=virtio,... */
 	if (device) {
 		snprintf(dev, sizeof(dev), "%s", device);
-	} else if (target < 0 || find_scsi_disk(target, lun, dev, sizeof(dev))) {
+	} else if (target < 0 || find_scsi_disk(target, lun, rescan, dev, sizeof(dev))) {
 		snprintf(err, errlen, "rootfs disk %d:%d did not appear", target, lun);
 		free(fstype);
 		free(options);
@@ -178,8 +199,8 @@ int ctr_create(struct mpr req, struct container **out, char *err, size_t errlen)
 	p = join(c->dir, "/lower");
 	mkdir(p, 0755);
 	int rc = -1;
-	struct timespec retry = {0, 20 * 1000 * 1000};
-	for (int i = 0; i < 100 && rc; i++) { /* a just-plugged disk can still say ENXIO */
+	struct timespec retry = {0, 2 * 1000 * 1000};
+	for (int i = 0; i < 1000 && rc; i++) { /* a just-plugged disk can still say ENXIO */
 		rc = mount(dev, p, fstype ? fstype : "erofs", MS_RDONLY | MS_NODEV, options);
 		if (rc && errno != ENXIO && errno != ENOENT && errno != ENODEV && errno != EIO)
 			break;

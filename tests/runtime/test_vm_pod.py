@@ -263,3 +263,29 @@ async def test_remove_running_container_refused(pod: Pod) -> None:
     await pod.rt.stop_container(cid, 0)
     await pod.rt.remove_container(cid)
     assert cid not in [c.id for c in await pod.rt.list_containers(pod.sid)]
+
+
+async def test_image_disks_beyond_the_boot_slots_and_slot_reuse(pod: Pod) -> None:
+    """The first containers get their image in a disk slot the VM has had since boot;
+    more are hot-plugged; a freed slot goes back to its placeholder and is used again."""
+    cids = [await pod.run("sh", "-c", f"echo c{i} > /tmp/me; sleep 1000") for i in range(3)]
+    try:
+        await asyncio.sleep(0.5)
+        for i, cid in enumerate(cids):  # every container sees its own image and files
+            got = await pod.rt.exec_sync(cid, ["cat", "/tmp/me"])
+            assert got.stdout == f"c{i}\n".encode()
+            assert (await pod.rt.exec_sync(cid, ["ls", "/bin/busybox"])).exit_code == 0
+        await pod.rt.stop_container(cids[0], 0)
+        await pod.rt.remove_container(cids[0])  # frees a boot slot
+        again = await pod.run("sh", "-c", "echo again > /tmp/me; sleep 1000")
+        cids[0] = again
+        for _ in range(50):  # the shell writes the file just after the start returns
+            got = await pod.rt.exec_sync(again, ["cat", "/tmp/me"])
+            if got.exit_code == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert got.stdout == b"again\n"
+    finally:
+        for cid in cids:
+            await pod.rt.stop_container(cid, 0)
+            await pod.rt.remove_container(cid)

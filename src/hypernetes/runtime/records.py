@@ -4,6 +4,10 @@ Each sandbox has a directory <data-dir>/runtime/pods/<id>/ holding
 sandbox.json (rewritten atomically on every change), its logs by default and,
 for VMs, QEMU's sockets, pid file and console log. A restarted driver reads
 these records back and re-attaches.
+
+`SandboxRecord.save()` writes synchronously (about 0.7 ms on ext4): a driver
+killed at any moment must find on disk every VM it has launched, or the next
+driver could not re-adopt it and it would be orphaned.
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ class SandboxRecord:
     vcpus: int = 0
     memory_mib: int = 0
     next_slot: int = 0
+    preslots: int = 0  # VM: image-disk slots present since boot (qemu.PRESLOTS)
     next_stream: int = 1
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
 
@@ -126,6 +131,7 @@ class SandboxRecord:
         return Path(self.dir)
 
     def save(self) -> None:
+        """Atomically rewrites sandbox.json with the record as it is now."""
         d = asdict(self)
         d["state"] = self.state.value
         d["containers"] = {k: c.to_dict() for k, c in self.containers.items()}

@@ -67,6 +67,7 @@ class VMSandbox:
         self._sessions: dict[str, ExecSession] = {}
         self._watch: asyncio.Task[None] | None = None
         self._proc: subprocess.Popen[bytes] | None = None  # QEMU, when our child
+        self._qmp = qemu.QMPConnection(record.path / "qmp.sock")  # kept open: disk hot-plug
         self._lock = asyncio.Lock()
 
     @property
@@ -135,7 +136,7 @@ class VMSandbox:
     async def _start(self, spec: qemu.VMSpec, boot_timeout: float, template: Path | None) -> None:
         rec = self.record
         proc = await asyncio.to_thread(qemu.launch, spec)
-        rec.pid = proc.pid
+        rec.pid, rec.preslots = proc.pid, qemu.PRESLOTS
         rec.save()
         try:
             self.agent = AgentClient(self._on_event)
@@ -156,8 +157,12 @@ class VMSandbox:
                         await hello
                     raise
                 await hello
+            # (Opening QMP here, beside setup_pod, made pod starts 2-4 ms slower
+            # under TCG -- QEMU's monitor work stalls the vCPU: it is opened by
+            # the first container instead.)
             await self._setup_pod()
         except BaseException as exc:
+            await self._qmp.close()
             if proc.poll() is None:
                 proc.kill()
             await asyncio.to_thread(proc.wait)
@@ -324,6 +329,7 @@ class VMSandbox:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._watch), 5)
         self._vm_gone("Stopped", "the pod was stopped")
+        await self._qmp.close()
         if self.agent is not None:
             await self.agent.close()
         for w in self._logs.values():
@@ -341,6 +347,7 @@ class VMSandbox:
     async def remove(self) -> None:
         if self.record.state == SandboxState.READY:
             await self.stop(grace=0)
+        await self._qmp.close()  # the VM may have died on its own: no stop()
         shutil.rmtree(self.record.path, ignore_errors=True)
 
     async def detach(self) -> None:
@@ -349,6 +356,7 @@ class VMSandbox:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        await self._qmp.close()
         if self.agent is not None:
             await self.agent.close()
         for w in self._logs.values():
@@ -384,7 +392,7 @@ class VMSandbox:
             rec.save()
         disk = self.images.rootfs_path(c.image_id)
         try:
-            target, lun = await qemu.attach_disk(rec.path / "qmp.sock", slot, disk)
+            target, lun = await qemu.attach_disk(self._qmp, slot, disk, rec.preslots)
         except (OSError, RuntimeFailure) as exc:
             raise RuntimeFailure(
                 "CreateContainerError", f"attaching the image disk: {exc}"
@@ -395,7 +403,13 @@ class VMSandbox:
                 "create",
                 timeout=60,
                 container=c.id,
-                rootfs={"scsi_target": target, "scsi_lun": lun, "fstype": "erofs"},
+                rootfs={
+                    "scsi_target": target,
+                    "scsi_lun": lun,
+                    "fstype": "erofs",
+                    # a disk the guest knew before: re-read its size, drop its cache
+                    "rescan": slot < rec.preslots,
+                },
                 argv=c.argv,
                 env=c.env,
                 cwd=c.cwd,
@@ -411,7 +425,7 @@ class VMSandbox:
             )
         except RuntimeFailure:
             with contextlib.suppress(OSError, RuntimeFailure):
-                await qemu.detach_disk(rec.path / "qmp.sock", slot)
+                await qemu.detach_disk(self._qmp, slot, rec.preslots)
             raise
         rec.containers[c.id] = c
         rec.save()
@@ -533,7 +547,7 @@ class VMSandbox:
                 await self.agent.request("remove", container=cid)
             if c.slot >= 0:
                 with contextlib.suppress(OSError, RuntimeFailure):
-                    await qemu.detach_disk(self.record.path / "qmp.sock", c.slot)
+                    await qemu.detach_disk(self._qmp, c.slot, self.record.preslots)
         self._listeners.pop(cid, None)
         self._exited.pop(cid, None)
         del self.record.containers[cid]
