@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from . import crilog
 from .errors import NotFound, RuntimeFailure
+from .graceful import terminate
 from .images import ImageStore
 from .records import ContainerRecord, SandboxRecord
 from .runc_shim import CGROUP_PARENT
@@ -281,13 +281,7 @@ class RuncSandbox:
             return
         if c.state != ContainerState.RUNNING:
             return
-        if grace > 0:
-            await self.signal_container(cid, signal.SIGTERM)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await self.wait_container(cid, grace)
-        if c.state == ContainerState.RUNNING:
-            await self.signal_container(cid, signal.SIGKILL)
-            await self.wait_container(cid, 30)
+        await terminate(self, c, grace)
 
     async def remove_container(self, cid: str) -> None:
         c = self._container(cid)

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from . import template as template_mod
 from .agent import AgentClient, AgentError, socket_path_ok
 from .crilog import CRILogWriter
 from .errors import NotFound, RuntimeFailure, SandboxError
+from .graceful import terminate
 from .images import ImageStore
 from .records import ContainerRecord, SandboxRecord
 from .session import ExecSession
@@ -526,13 +526,7 @@ class VMSandbox:
             return
         if c.state != ContainerState.RUNNING:
             return
-        if grace > 0:
-            await self.signal_container(cid, signal.SIGTERM)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await self.wait_container(cid, grace)
-        if c.state == ContainerState.RUNNING:
-            await self.signal_container(cid, signal.SIGKILL)
-            await self.wait_container(cid, 30)
+        await terminate(self, c, grace)
 
     async def remove_container(self, cid: str) -> None:
         c = self._container(cid)
