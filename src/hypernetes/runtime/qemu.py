@@ -419,17 +419,7 @@ async def migrate(socket_path: Path, uri: str, incoming: bool, timeout: float = 
     try:
 
         async def call(name: str, **args: Any) -> Any:
-            writer.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
-            await writer.drain()
-            while True:
-                line = await asyncio.wait_for(reader.readline(), timeout)
-                if not line:
-                    raise QMPError("QEMU exited during the migration")
-                msg = json.loads(line)
-                if "return" in msg:
-                    return msg["return"]
-                if "error" in msg:
-                    raise QMPError(f"{name}: {msg['error'].get('desc')}")
+            return await _call(reader, writer, name, args, timeout)
 
         await asyncio.wait_for(reader.readline(), timeout)  # greeting
         await call("qmp_capabilities")
