@@ -17,7 +17,6 @@ import asyncio
 import json
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from serverproc import start_server
 
 from hypernetes.store import SQLiteStore
 
@@ -96,29 +97,6 @@ async def http_limits(data: Path, n: int) -> dict[int, float]:
     finally:
         await runner.cleanup()
     return out
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hypernetes.cli",
-            "server",
-            "--data-dir",
-            str(data),
-            "--listen",
-            "127.0.0.1:0",
-            "--no-controllers",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    url = line.split("serving on ")[1].split(";")[0]
-    return proc, url
 
 
 async def api_rates(data: Path, url: str, n: int) -> dict[int, tuple[float, float]]:
@@ -218,7 +196,7 @@ async def main(quick: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         data = tmp / "data"
-        proc, url = start_server(data)
+        proc, url = start_server(data, "--no-controllers")
         try:
             store = await store_limits(tmp, n)
             http = await http_limits(data, n)

@@ -21,39 +21,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from serverproc import start_server
+
 from hypernetes.client import CONFIGMAPS, NAMESPACES, Client, Informer, NotFound, load_kubeconfig
 from hypernetes.controllers import GarbageCollector, NamespaceController
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[str], Path]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "hypernetes.cli",
-        "server",
-        "--data-dir",
-        str(data),
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    log = open(data.parent / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not re.search(r"serving on (https://\S+);", line):
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, data / "admin.kubeconfig"
 
 
 def median_ms(samples: list[float]) -> float:
@@ -262,7 +240,8 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hn-bench-") as tmp:
-        proc, kubeconfig = start_server(Path(tmp) / "data")
+        proc, _url = start_server(Path(tmp) / "data")
+        kubeconfig = Path(tmp) / "data" / "admin.kubeconfig"
         try:
             rows = asyncio.run(run(kubeconfig, args.objects, args.gets))
         finally:

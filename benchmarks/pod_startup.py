@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -61,6 +60,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "runtime"))
 
 import imagebuild
+from serverproc import start_server
 
 from hypernetes.client import NAMESPACES, NODES, PODS, Client, Informer, load_kubeconfig
 from hypernetes.node.embedded import default_node_name
@@ -89,29 +89,6 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 # -- the server ---------------------------------------------------------------
-
-
-def start_server(data: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
-    """`hypernetes server` with its embedded agent and controllers; returns (process, url)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "hypernetes.cli",
-        "server",
-        "--data-dir",
-        str(data),
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-    assert proc.stdout is not None
-    match = re.search(r"serving on (https://\S+);", proc.stdout.readline())
-    if not match:
-        proc.kill()
-        proc.wait()
-        raise SystemExit(f"server did not start; log in {log}")
-    return proc, match.group(1)
 
 
 def stop_server(proc: subprocess.Popen[str]) -> None:
@@ -401,7 +378,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         imagebuild.busybox_image().docker_archive(str(tmp / "bb.tar"), IMAGE)
         await Runtime(data).import_image(str(tmp / "bb.tar"))
-        proc, url = start_server(data, tmp / "server.log")
+        proc, url = start_server(data)
         print(f"server {url}, log {tmp / 'server.log'}", flush=True)
         async with Client(load_kubeconfig(data / "admin.kubeconfig")) as client:
             await wait_node_ready(client, default_node_name())

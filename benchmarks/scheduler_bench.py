@@ -32,41 +32,17 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from serverproc import start_server
+
 from hypernetes.client import NAMESPACES, NODES, PODS, Client, Informer, load_kubeconfig
 from hypernetes.controllers import Scheduler
-
-
-def start_server(data: Path) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "hypernetes.cli",
-        "server",
-        "--data-dir",
-        str(data),
-        "--listen",
-        "127.0.0.1:0",
-        "--no-controllers",
-        "--no-agent",
-    ]
-    log = open(data.parent / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not re.search(r"serving on (https://\S+);", line):
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc
 
 
 def node(name: str) -> dict[str, Any]:
@@ -272,7 +248,7 @@ async def decision_cost(client: Client, pods: int) -> float:
 
 async def one_size(node_count: int, pods: int, conc: int, runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hn-sched-bench-") as tmp:
-        proc = start_server(Path(tmp) / "data")
+        proc, _url = start_server(Path(tmp) / "data", "--no-controllers", "--no-agent")
         try:
             config = load_kubeconfig(Path(tmp) / "data" / "admin.kubeconfig")
             async with Client(config) as client:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.controllers.conftest import eventually
+
 from hypernetes.client import NAMESPACES, PODS, TENANTS, Client, Config, load_kubeconfig
 from hypernetes.controllers import Controller
 from hypernetes.network import resource as net
@@ -145,43 +147,6 @@ async def create_pod(admin: Client, namespace: str, body: dict[str, Any]) -> dic
     return await admin.create(PODS, body, namespace)
 
 
-@contextlib.asynccontextmanager
-async def running(controller: Controller) -> AsyncIterator[Controller]:
-    """Run a controller until the block ends; enter once its caches are synced."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(controller.run(stop))
-
-    async def synced() -> bool:
-        if task.done():
-            task.result()
-        return (
-            controller.running
-            and bool(controller.informers)
-            and all(i.has_synced for i in controller.informers)
-        )
-
-    try:
-        await eventually(synced, "the controller's caches to sync")
-        yield controller
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, TIMEOUT)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], what: str, timeout: float = TIMEOUT
-) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 class ThreadedAPI:
     """An in-process server on an event loop thread, for synchronous tests (netns work
     runs pyroute2, which cannot run inside a running event loop)."""
@@ -216,7 +181,7 @@ class ThreadedAPI:
         self.run(eventually(synced, "the controller's caches to sync"))
 
     def eventually(self, check: Callable[[], Awaitable[Any]], what: str) -> Any:
-        return self.run(eventually(check, what), TIMEOUT + 5)
+        return self.run(eventually(check, what, TIMEOUT), TIMEOUT + 5)
 
     def close(self) -> None:
         for stop, future in self._controllers:
