@@ -268,7 +268,7 @@ async def install_tenancy(server: Server) -> Boundary:
     assert server.objects is not None and server.api is not None
     boundary = Boundary(server.objects, server.registry)
     if server.authorizer is server.rbac:
-        boundary.rbac_allows = server.rbac.rbac.allowed
+        boundary.rbac_allows = server.rbac.decisions.allowed  # cached, cleared on RBAC change
     await boundary.namespaces.sync()
     server.api.scopes.append(boundary.scope)
     server.api.admission.append(tenancy_admission(boundary))

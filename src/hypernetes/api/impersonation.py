@@ -26,6 +26,7 @@ from aiohttp import web
 from hypernetes.api import errors
 from hypernetes.auth.principal import Attributes, User
 from hypernetes.auth.serviceaccounts import AUTHENTICATED, groups_of, split_username
+from hypernetes.auth.tenancy.policy import TENANT_EXTRA, TENANT_GROUP_PREFIX
 from hypernetes.resources.platform import TENANT_LABEL
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 IMPERSONATOR = web.RequestKey("impersonator", User)
 """The real user of a request made under impersonation."""
 
-TENANT_EXTRA = "hypernetes.io/tenant"
-TENANT_GROUP_PREFIX = "hypernetes:tenant:"
 _USER = "Impersonate-User"
 _GROUP = "Impersonate-Group"
 _UID = "Impersonate-Uid"

@@ -197,11 +197,11 @@ class Server:
             network_admission(self.objects, self.registry),
             limitrange.limit_ranger(self.objects, self.registry),
             podsecurity.tenant_pod_security(self.objects, self.registry),
-            quota.quota_admission(self.objects, self.registry),
         ]
         self.authorizer = quota.guard_quota_writes(self.authorizer, self.objects, self.registry)
         await serviceaccounts.install(self)  # SA tokens: TokenRequest + authenticator
         await nodes.install(self)  # join tokens, node credentials, node authorizer
+        self.api.admission.append(quota.quota_admission(self.objects, self.registry))
         self.gate = audit.install(self)  # authn (+ impersonation) and authz, audited
 
     def issue_kubeconfig(self, name: str, user: str, groups: tuple[str, ...]) -> Path:

@@ -17,10 +17,11 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hypernetes.resources.platform import TENANT_LABEL
+
 Obj = dict[str, Any]
 
 
-TENANT_LABEL = "hypernetes.io/tenant"  # = resources.platform.TENANT_LABEL (kept below api)
 TENANT_EXTRA = "hypernetes.io/tenant"  # the tenant of a tenant principal (user.extra)
 NETWORK_ANNOTATION = "hypernetes.io/network"
 FINALIZER = "hypernetes.io/network-in-use"

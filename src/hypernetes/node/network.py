@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hypernetes.client import NAMESPACES, NETWORKS, NODES, PODS, Client, Informer, NotFound
+from hypernetes.resources.platform import TENANT_LABEL
 from hypernetes.runtime import NetworkAttachment, RuntimeFailure
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-TENANT_LABEL = "hypernetes.io/tenant"  # = resources.platform.TENANT_LABEL
 NETWORK_WAIT = 5.0
 """Seconds an attach waits for the pod's Network to become Ready (the controller
 gives new Networks their VNI) before failing; the pod worker retries later."""

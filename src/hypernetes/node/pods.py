@@ -36,6 +36,7 @@ from hypernetes.node.status import (
     same_status,
 )
 from hypernetes.resources import quantity
+from hypernetes.resources.platform import TENANT_LABEL
 from hypernetes.runtime import (
     ContainerConfig,
     ContainerState,
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-TENANT_LABEL = "hypernetes.io/tenant"  # = resources.platform.TENANT_LABEL
 RUNTIME_ANNOTATION = "hypernetes.io/runtime"
 """Pod annotation choosing the runtime ("vm" or "runc"), as runtimeClassName does."""
 INIT_LABEL = "hypernetes.io/init-container"

@@ -15,6 +15,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from hypernetes.resources.defaults import qos_class
 from hypernetes.runtime import ContainerState, ContainerStatus
 
 Obj = dict[str, Any]
@@ -164,7 +165,7 @@ def build_status(
         "podIPs": [{"ip": pod_ip}] if pod_ip else None,
         "startTime": old_status.get("startTime") or rfc3339(_now()),
         "containerStatuses": statuses,
-        "qosClass": old_status.get("qosClass") or qos_class(spec),
+        "qosClass": old_status.get("qosClass") or qos_class(spec) or "BestEffort",
     }
     if inits:
         status["initContainerStatuses"] = init_statuses
@@ -202,20 +203,3 @@ def same_status(a: Obj, b: Obj) -> bool:
         return out
 
     return strip(a) == strip(b)
-
-
-def qos_class(spec: Obj) -> str:
-    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim or (r in req and req[r] != lim[r]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"

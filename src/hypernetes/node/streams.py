@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import ssl
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hypernetes.api import pki
+from hypernetes.client.config import load_client_certificate
 from hypernetes.runtime import ContainerState, ContainerStatus, Runtime, RuntimeFailure
 from hypernetes.runtime.crilog import parse_line
 
@@ -113,12 +113,7 @@ class StreamServer:
         log.warning("no node serving certificate: logs/exec/attach will be refused")
         own = pki.create_ca("hypernetes-agent-ca")
         pair = pki.issue(own, "hypernetes-agent", server_names=host_names)
-        with tempfile.TemporaryDirectory() as d:
-            crt, key = Path(d) / "tls.crt", Path(d) / "tls.key"
-            crt.write_bytes(pair.cert_pem)
-            key.write_bytes(pair.key_pem)
-            os.chmod(key, 0o600)
-            ctx.load_cert_chain(crt, key)
+        load_client_certificate(ctx, pair.cert_pem, pair.key_pem)  # in memory, not on disk
         return ctx
 
     async def start(self, host: str, port: int, names: tuple[str, ...]) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import glob
 import hashlib
 import io
@@ -171,6 +172,7 @@ def hypernetes_kernel(build: bool = True) -> Path:
 _CMDLINE = "console=ttyS0 quiet reboot=t panic=-1 rdinit=/init tsc=reliable"
 
 
+@functools.cache  # constant for the host; parsing /proc/cpuinfo per pod is waste
 def host_tsc_khz() -> int | None:
     """The host's TSC frequency (kHz), which is the guest's under TCG."""
     try:

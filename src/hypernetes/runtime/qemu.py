@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
-import fcntl
 import json
 import os
 import signal
-import struct
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hypernetes.network import tap
 
 from .assets import BootAssets
 from .errors import SandboxError
@@ -193,47 +191,16 @@ def command_line(spec: VMSpec) -> list[str]:
     return cmd
 
 
-_TUNSETIFF = 0x400454CA
-_IFF_TAP, _IFF_NO_PI, _IFF_VNET_HDR = 0x0002, 0x1000, 0x4000  # as the network layer makes it
-_CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 def open_tap(netns: str, name: str) -> int:
-    """Opens the existing TAP `name` of the namespace at `netns` (a path); returns the
-    descriptor (inheritable, for QEMU). A TAP is found by name in the namespace of the
-    opening thread, so a throwaway thread enters the namespace (setns) and opens it;
-    the descriptor stays bound to the device wherever it is used."""
-    result: list[int | BaseException] = []
-
-    def body() -> None:
-        try:
-            ns = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(ns, _CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"entering {netns}: {os.strerror(err)}")
-            finally:
-                os.close(ns)
-            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
-            try:
-                ifr = struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR)
-                fcntl.ioctl(fd, _TUNSETIFF, ifr)
-            except BaseException:
-                os.close(fd)
-                raise
-            result.append(fd)
-        except BaseException as exc:  # handed to the caller's thread
-            result.append(exc)
-
-    # The thread ends right after: its namespace switch never leaks to other work.
-    worker = threading.Thread(target=body, name=f"open-tap-{name}")
-    worker.start()
-    worker.join()
-    if isinstance(result[0], BaseException):
-        raise SandboxError("NetworkError", f"cannot open TAP {name}: {result[0]}")
-    os.set_inheritable(result[0], True)
-    return result[0]
+    """Opens the existing TAP `name` of the namespace at `netns` (a path) through the
+    network layer; returns the descriptor, inheritable, for QEMU. The descriptor stays
+    bound to the device wherever it is used."""
+    try:
+        fd = tap.open_tap(netns, name)
+    except OSError as exc:
+        raise SandboxError("NetworkError", f"cannot open TAP {name}: {exc}") from None
+    os.set_inheritable(fd, True)
+    return fd
 
 
 def launch(spec: VMSpec) -> subprocess.Popen[bytes]:
@@ -297,33 +264,6 @@ class QMPError(SandboxError):
         super().__init__("QMPError", message)
 
 
-async def qmp(socket_path: Path, *commands: tuple[str, dict[str, Any]]) -> list[Any]:
-    """Runs QMP commands on a fresh connection; returns their results."""
-    reader, writer = await asyncio.open_unix_connection(str(socket_path))
-    try:
-
-        async def call(name: str, args: dict[str, Any]) -> Any:
-            writer.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
-            await writer.drain()
-            while True:
-                line = await asyncio.wait_for(reader.readline(), 30)
-                if not line:
-                    raise QMPError("QMP connection closed")
-                msg = json.loads(line)
-                if "return" in msg:
-                    return msg["return"]
-                if "error" in msg:
-                    raise QMPError(f"{name}: {msg['error'].get('desc')}")
-
-        await asyncio.wait_for(reader.readline(), 30)  # greeting
-        await call("qmp_capabilities", {})
-        return [await call(name, args) for name, args in commands]
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
-
-
 class QMPConnection:
     """A VM's QMP connection, opened once and kept: a fresh one per command
     costs a connect, the greeting and a capabilities round trip (~1 ms each
@@ -346,12 +286,6 @@ class QMPConnection:
                 raise
             self._conn = reader, writer
         return self._conn
-
-    async def connect(self) -> None:
-        """Opens the connection ahead of the first command (errors: later)."""
-        async with self._lock:
-            with contextlib.suppress(OSError, QMPError, asyncio.TimeoutError, ValueError):
-                await self._open()
 
     async def run(self, *commands: tuple[str, dict[str, Any]]) -> list[Any]:
         async with self._lock:

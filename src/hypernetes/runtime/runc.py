@@ -211,7 +211,8 @@ class RuncSandbox:
             (bundle / sub).mkdir(parents=True)
         c.bundle = str(bundle)
         opts = f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}"
-        mount = subprocess.run(
+        mount = await asyncio.to_thread(
+            subprocess.run,
             ["mount", "-t", "overlay", "overlay", "-o", opts, str(bundle / "rootfs")],
             capture_output=True,
             text=True,
@@ -288,7 +289,9 @@ class RuncSandbox:
         if c.state == ContainerState.RUNNING:
             raise RuntimeFailure("BadState", f"container {cid} is running: stop it first")
         await asyncio.to_thread(_runc, "delete", "--force", cid)
-        subprocess.run(["umount", "-l", str(Path(c.bundle) / "rootfs")], capture_output=True)
+        await asyncio.to_thread(
+            subprocess.run, ["umount", "-l", str(Path(c.bundle) / "rootfs")], capture_output=True
+        )
         shutil.rmtree(c.bundle, ignore_errors=True)
         self._exited.pop(cid, None)
         del self.record.containers[cid]

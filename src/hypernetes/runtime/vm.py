@@ -74,14 +74,10 @@ class VMSandbox:
     def id(self) -> str:
         return self.record.id
 
-    @property
-    def _name(self) -> str:
-        return self.record.id
-
     def _spec(self, assets: assets_mod.BootAssets) -> qemu.VMSpec:
         net = self.record.config.network
         return qemu.VMSpec(
-            self._name,
+            self.id,
             self.record.path,
             assets,
             self.record.accel,
@@ -238,7 +234,7 @@ class VMSandbox:
                 finally:
                     loop.remove_reader(fd)
             else:
-                while qemu.process_alive(rec.pid, self._name):
+                while qemu.process_alive(rec.pid, self.id):
                     await asyncio.sleep(0.5)
         finally:
             if fd >= 0:
@@ -275,7 +271,7 @@ class VMSandbox:
         rec = self.record
         if rec.state != SandboxState.READY:
             return
-        if not qemu.process_alive(rec.pid, self._name):
+        if not qemu.process_alive(rec.pid, self.id):
             self._vm_gone("VMExited", "the pod's VM exited while no driver was attached")
             return
         self.agent = AgentClient(self._on_event)
@@ -287,7 +283,7 @@ class VMSandbox:
         sock = str(rec.path / "agent.sock")
         pid = rec.pid
         try:
-            await self.agent.connect(sock, timeout, lambda: qemu.process_alive(pid, self._name))
+            await self.agent.connect(sock, timeout, lambda: qemu.process_alive(pid, self.id))
             state = await self.agent.request("state")
         except RuntimeFailure as exc:
             self._vm_gone("VMUnreachable", f"cannot re-attach to the pod's VM: {exc.message}")
@@ -322,9 +318,9 @@ class VMSandbox:
             )
             with contextlib.suppress(RuntimeFailure):
                 await self.agent.request("shutdown", timeout=5)
-        if not await qemu.wait_gone(rec.pid, self._name, 10):
-            qemu.kill(rec.pid, self._name)
-            await qemu.wait_gone(rec.pid, self._name, 10)
+        if not await qemu.wait_gone(rec.pid, self.id, 10):
+            qemu.kill(rec.pid, self.id)
+            await qemu.wait_gone(rec.pid, self.id, 10)
         if self._watch is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._watch), 5)

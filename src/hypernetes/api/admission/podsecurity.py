@@ -38,9 +38,6 @@ from hypernetes.resources.registry import Registry, ResourceType
 
 Obj = dict[str, Any]
 
-TENANT_EXTRA = "hypernetes.io/tenant"
-TENANT_GROUP_PREFIX = "hypernetes:tenant:"
-SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 PREFIX = "hypernetes tenant policy: "
 
 # Where each workload kind keeps its pod spec.
@@ -85,18 +82,6 @@ class Policy:
             allow_node_port=p.get("allowNodePort") is True,
             allow_load_balancer=p.get("allowLoadBalancer") is True,
         )
-
-
-def tenant_of_user(user: User) -> str | None:
-    """The tenant a principal acts for: from its identity token, else its groups."""
-    if user.is_admin:
-        return None
-    for value in user.extra.get(TENANT_EXTRA, ()):
-        return value
-    for group in user.groups:
-        if group.startswith(TENANT_GROUP_PREFIX):
-            return group[len(TENANT_GROUP_PREFIX) :].split(":", 1)[0]
-    return None
 
 
 class Tenancy:

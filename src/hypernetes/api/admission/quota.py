@@ -36,14 +36,13 @@ from hypernetes.api import errors
 from hypernetes.api.admission import Admission
 from hypernetes.api.admission.podsecurity import (
     PREFIX,
-    SERVICE_ACCOUNT_PREFIX,
     Tenancy,
-    tenant_of_user,
 )
 from hypernetes.api.auth import Authorizer
 from hypernetes.api.objects import Objects
 from hypernetes.api.request import DRY_RUN, Target
 from hypernetes.auth.principal import Attributes, User
+from hypernetes.auth.tenancy import policy
 from hypernetes.resources import quantity as qty
 from hypernetes.resources.platform import TENANT_LABEL
 from hypernetes.resources.registry import Registry, ResourceType
@@ -93,23 +92,23 @@ class QuotaAdmission:
         rt = target.rt
         if target.subresource or not rt.stored:
             return
-        if rt is self.quotas or (rt.group, rt.plural) == ("", "resourcequotas"):
+        if (rt.group, rt.plural) == ("", "resourcequotas"):
             await self._fill_quota_status(target, obj, old)
         if rt is self.tenancy.tenants:
             _check_tenant_quota(rt, obj)
         delta = self._delta(rt, obj, old)
         if not delta:
             return
-        meta = obj.get("metadata") or {}
-        if old is None and await self.objects.find(rt, target.namespace, meta.get("name", "")):
-            return  # the create fails with AlreadyExists: nothing to charge
         tenant = await self._tenant_of(target, obj)
         quotas: list[Obj] = []
         if rt.namespaced and target.namespace:
             page = await self.objects.list(self.quotas, target.namespace)
             quotas = [q for q in page.items if quota_matches(q, rt.group, rt.plural, obj)]
         if not quotas and tenant is None:
-            return
+            return  # nothing limits it (most writes): no further reads
+        meta = obj.get("metadata") or {}
+        if old is None and await self.objects.find(rt, target.namespace, meta.get("name", "")):
+            return  # the create fails with AlreadyExists: nothing to charge
         if old is None and rt.kind == "Pod" and not rt.group:
             await self._check_specified(rt, obj, quotas, tenant)
         await self._charge_all(rt, target.namespace, obj, quotas, tenant, delta)
@@ -403,10 +402,9 @@ def guard_quota_writes(inner: Authorizer, objects: Objects, registry: Registry) 
 
 async def _is_tenant_side(user: User, namespace: str, tenancy: Tenancy) -> bool:
     """A tenant principal, a service account of a tenant, or anyone in a tenant's namespace."""
-    if tenant_of_user(user) is not None:
+    if policy.tenant_of_user(user) is not None:
         return True
-    if user.name.startswith(SERVICE_ACCOUNT_PREFIX):
-        home = user.name[len(SERVICE_ACCOUNT_PREFIX) :].split(":", 1)[0]
-        if await tenancy.namespace_tenant(home) is not None:
-            return True
+    home = policy.service_account_namespace(user)
+    if home is not None and await tenancy.namespace_tenant(home) is not None:
+        return True
     return await tenancy.namespace_tenant(namespace) is not None
