@@ -16,14 +16,14 @@ Both answer 201 with a `Status` of success, as kube-apiserver does.
 from __future__ import annotations
 
 import copy
-import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hypernetes.api import codec, errors
-from hypernetes.api.objects import Obj
+from hypernetes.api import errors
+from hypernetes.api.objects import Obj, now_rfc3339
 from hypernetes.api.request import Target
+from hypernetes.api.rest import grace_seconds
 
 if TYPE_CHECKING:
     from hypernetes.api.rest import ResourceAPI
@@ -37,26 +37,12 @@ async def serve(api: ResourceAPI, request: web.Request, target: Target) -> web.S
         raise errors.method_not_allowed()
     if request.method != "POST":
         raise errors.method_not_allowed()
-    body = await _read_body(request)
+    body = await api._body(request)
     if target.subresource == "binding":
         await _bind(api, target, body)
     else:
         await _evict(api, target, body)
     return web.json_response(_success(), status=201)
-
-
-async def _read_body(request: web.Request) -> Obj:
-    if request.content_length is not None and request.content_length > codec.MAX_BODY:
-        raise errors.too_large(codec.MAX_BODY)
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > codec.MAX_BODY:
-            raise errors.too_large(codec.MAX_BODY)
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    media = request.headers.get("Content-Type", codec.JSON).split(";")[0].strip()
-    return codec.decode_object(raw, media)
 
 
 def _check_name(body: Obj, name: str, kind: str) -> None:
@@ -129,7 +115,7 @@ def _bound(old: Obj, node: str, annotations: dict[str, Any]) -> Obj:
             "type": "PodScheduled",
             "status": "True",
             "lastProbeTime": None,
-            "lastTransitionTime": _now(),
+            "lastTransitionTime": now_rfc3339(),
         }
     )
     status["conditions"] = conditions
@@ -151,26 +137,8 @@ async def _evict(api: ResourceAPI, target: Target, body: Obj) -> None:
             name,
             "Precondition failed: UID in precondition does not match the UID in record",
         )
-    await api.objects.delete(target.rt, pod, grace_seconds=_grace(pod, options))
-
-
-def _grace(pod: Obj, options: Obj) -> int | None:
-    """Bound pods that still run terminate gracefully, as on DELETE."""
-    spec = pod.get("spec") or {}
-    if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in (
-        "Succeeded",
-        "Failed",
-    ):
-        return None
-    grace = options.get("gracePeriodSeconds")
-    if grace is None:
-        grace = spec.get("terminationGracePeriodSeconds", 30)
-    return int(grace) if int(grace) > 0 else None
+    await api.objects.delete(target.rt, pod, grace_seconds=grace_seconds(target.rt, pod, options))
 
 
 def _success() -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -578,7 +578,7 @@ class ResourceAPI:
             return await self._delete_namespace(request, rt, obj)
         if rt.kind == "CustomResourceDefinition":
             extra += (CLEANUP_FINALIZER,)
-        grace = _grace_seconds(rt, obj, options)
+        grace = grace_seconds(rt, obj, options)
         return await self.objects.delete(
             rt, obj, add_finalizers=extra, grace_seconds=grace, dry_run=_dry_run(request)
         )
@@ -628,7 +628,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _grace_seconds(rt: ResourceType, obj: Obj, options: Obj) -> int | None:
+def grace_seconds(rt: ResourceType, obj: Obj, options: Obj) -> int | None:
     """Pods bound to a node terminate gracefully; the node agent deletes them after."""
     if rt.kind != "Pod" or rt.group or not (obj.get("spec") or {}).get("nodeName"):
         return None
