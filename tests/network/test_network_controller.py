@@ -18,8 +18,8 @@ from apihelpers import (
     make_tenant,
     network,
     pod,
-    running,
 )
+from tests.controllers.conftest import running
 
 from hypernetes.client import CONFIGMAPS, NETWORKS, PODS, TENANTS, Client, NotFound
 from hypernetes.controllers.network import VNI_CONFIGMAP, NetworkController
